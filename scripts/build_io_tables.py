@@ -29,6 +29,8 @@ import pandas as pd
 # Final-demand columns of the national tables (codes used in sheet Set_data).
 # `adjs` (調整項, adjustment item) sits among the domestic final demand columns
 # in the 2011 table, so it is counted as domestic final demand here.
+# NOTE: its rows follow exports (0 to 5 % of a sector's exports in 2005), so it may
+# belong with exports, which would raise direct ratios by up to 5 %.
 NATIONAL_DOMESTIC_FINAL = {
     "ohcc", "hhco", "npco", "govc", "gosc", "gvco",
     "inve", "invg", "invp", "stck", "adjs",
