@@ -39,3 +39,8 @@ class InputError(ValueError):
         self.problems = list(problems)
         lines = [str(problem) for problem in self.problems]
         super().__init__("\n".join(lines))
+
+    @classmethod
+    def single(cls, file: str, location: str, message: str) -> "InputError":
+        """Build an error with one problem whose whole text is ``message``."""
+        return cls([Problem(file, location, "a valid value", message)])

@@ -1,0 +1,167 @@
+"""Stock kernel invariants: mass balance, hand-computed stocks, seeds, pre-1976 rule."""
+
+import numpy as np
+import pytest
+
+from conftest import make_data, observation_rows, write_models
+from uncertainty.engine import cumulative_stock, increments
+from uncertainty.simulate import observed_share, simulate
+from uncertainty.spec import load_models
+
+WALK_MODEL = """
+    metal = "Xa"
+    name = "invented metal"
+
+    [extrapolation]
+    rule = "{rule}"
+    before = 1976
+    rationale = "test"
+    {factor}
+
+    [[flows]]
+    name = "import"
+    sign = 1
+    kind = "share"
+    anchors = ["refined_import"]
+    walk_step = 0.2
+    walk_rationale = "test"
+    share_prior = {{ family = "lognorm", s = 1.0, scale = 0.1, rationale = "test" }}
+
+    [[flows]]
+    name = "demand"
+    sign = 0
+    kind = "share"
+    anchors = ["domestic_demand"]
+    walk_step = 0.0
+    walk_rationale = "test"
+    share_prior = {{ family = "lognorm", s = 0.5, scale = 0.05, rationale = "test" }}
+
+    [[flows]]
+    name = "product_export"
+    sign = -1
+    kind = "product_export"
+    demand = "demand"
+    sectors = ["S1"]
+    mapped_share = {{ family = "uniform", loc = 0.4, scale = 0.2, rationale = "test" }}
+    ratio_sigma = 0.0
+    ratio_rationale = "test"
+"""
+
+
+def world_rows(years, values):
+    return [{**row, "region": "WLD"} for row in observation_rows("Xa", "world_production", years, values)]
+
+
+def walk_case(tmp_path, rule="random_walk", factor="", anchor_years=(1985, 1995)):
+    years = np.arange(1960, 2001)
+    world = 1000.0 * 1.03 ** (years - 1960)
+    model = WALK_MODEL.format(rule=rule, factor=factor)
+    models = load_models(write_models(tmp_path / "m", {"Xa": model}, 1960, 2000))
+    anchor_years = np.array(anchor_years)
+    imports = 0.1 * world[anchor_years - 1960]
+    data = make_data(world_rows(years, world), observation_rows("Xa", "refined_import", anchor_years, imports))
+    return models, data, years, world
+
+
+def test_stock_difference_equals_net_inflow(tmp_path):
+    models, data, _, _ = walk_case(tmp_path)
+    result = simulate(models, data, n_draws=300, seed=3)
+    stock = result["stock"].sel(metal="Xa").values
+    signs = result["sign"].sel(metal="Xa").values
+    flows = result["flows"].sel(metal="Xa").fillna(0.0).values
+    net = np.einsum("f,dfy->dy", signs, flows)
+    np.testing.assert_allclose(np.diff(stock, axis=1), net[:, 1:], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(stock[:, 0], net[:, 0], rtol=1e-12, atol=1e-9)
+
+
+def test_noise_free_observations_give_hand_stock(fully_observed):
+    models, data, imports, exports = fully_observed
+    result = simulate(models, data, n_draws=50, seed=1)
+    expected = np.cumsum(imports - exports)
+    stock = result["stock"].sel(metal="Xa").values
+    # Every year is a noise-free anchor, so every draw equals the hand-computed stock.
+    np.testing.assert_allclose(stock, np.broadcast_to(expected, stock.shape), rtol=1e-6, atol=0)
+
+
+def test_fully_observed_share_is_one(fully_observed):
+    models, data, _, _ = fully_observed
+    result = simulate(models, data, n_draws=10, seed=1)
+    share = observed_share(result, 1979).sel(metal="Xa").values
+    np.testing.assert_allclose(share, 1.0, rtol=0, atol=1e-12)
+
+
+def test_constant_flows_give_linear_stock(tmp_path):
+    years = np.arange(1970, 1980)
+    model = WALK_MODEL.format(rule="random_walk", factor="").split("[[flows]]\n    name = \"demand\"")[0]
+    models = load_models(write_models(tmp_path / "m", {"Xa": model}))
+    data = make_data(
+        world_rows(years, np.full(years.size, 500.0)),
+        observation_rows("Xa", "refined_import", years, np.full(years.size, 40.0)),
+    )
+    stock = simulate(models, data, n_draws=20, seed=5)["stock"].sel(metal="Xa").values
+    expected = 40.0 * np.arange(1, years.size + 1)
+    np.testing.assert_allclose(stock, np.broadcast_to(expected, stock.shape), rtol=1e-6, atol=0)
+
+
+def test_same_seed_same_arrays(tmp_path):
+    models, data, _, _ = walk_case(tmp_path)
+    first = simulate(models, data, n_draws=200, seed=42)
+    second = simulate(models, data, n_draws=200, seed=42)
+    other = simulate(models, data, n_draws=200, seed=43)
+    np.testing.assert_array_equal(first["stock"].values, second["stock"].values)
+    np.testing.assert_array_equal(first["input_value"].values, second["input_value"].values)
+    assert not np.array_equal(first["stock"].values, other["stock"].values)
+
+
+def test_constant_share_rule_is_proportional(tmp_path):
+    factor = 'factor = { family = "lognorm", s = 0.3, scale = 1.0, rationale = "test" }'
+    models, data, years, world = walk_case(tmp_path, "constant_share", factor)
+    result = simulate(models, data, n_draws=200, seed=9)
+    imports = result["flows"].sel(metal="Xa", flow="import").values
+    share = imports / world
+    early = years < 1976
+    # Before 1976 each draw's flow is a fixed share of world production.
+    first = np.broadcast_to(share[:, :1], share[:, early].shape)
+    np.testing.assert_allclose(share[:, early], first, rtol=1e-10, atol=0)
+    # The extrapolation factor makes the early share differ from the 1976 share.
+    ratio = share[:, early][:, 0] / share[:, years == 1976][:, 0]
+    factor_draws = result["input_value"].sel(input="Xa:import.extrapolation_factor").values
+    np.testing.assert_allclose(ratio, factor_draws, rtol=1e-10)
+
+
+def test_share_passes_through_anchors_and_spreads(tmp_path):
+    models, data, years, world = walk_case(tmp_path)
+    result = simulate(models, data, n_draws=4000, seed=11)
+    imports = result["flows"].sel(metal="Xa", flow="import").values
+    log_share = np.log(imports / world)
+    np.testing.assert_allclose(log_share[:, years == 1985], np.log(0.1), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(log_share[:, years == 1995], np.log(0.1), rtol=0, atol=1e-6)
+    spread = log_share.std(axis=0)
+    # Moving away from the anchors the sd grows: 1990 (bridge) < 1980 < 1970 < 1960.
+    at = {year: spread[years == year][0] for year in (1960, 1970, 1980, 1990, 1998, 2000)}
+    assert at[1990] < at[1980] < at[1970] < at[1960]
+    assert at[1998] < at[2000]
+    # Unpinned walk beyond an anchor: sd = step * sqrt(distance); 25 years before 1985.
+    assert at[1960] == pytest.approx(0.2 * np.sqrt(25), rel=0.05)
+
+
+def test_product_export_is_demand_times_factor(tmp_path):
+    years = np.arange(1970, 1980)
+    models = load_models(write_models(tmp_path / "m", {"Xa": WALK_MODEL.format(rule="random_walk", factor="")}))
+    data = make_data(
+        world_rows(years, np.full(years.size, 1000.0)),
+        observation_rows("Xa", "domestic_demand", years, np.full(years.size, 50.0)),
+        ratios={"S1": 0.4},
+    )
+    result = simulate(models, data, n_draws=100, seed=2)
+    exported = result["flows"].sel(metal="Xa", flow="product_export").values
+    mapped = result["input_value"].sel(input="Xa:product_export.mapped_share").values
+    np.testing.assert_allclose(exported, 50.0 * 0.4 * mapped[:, None] * np.ones(years.size), rtol=1e-6)
+
+
+def test_increments_and_cumsum_kernels():
+    signs = np.array([[1, -1, 0]])
+    flows = np.arange(2 * 1 * 3 * 4, dtype=float).reshape(2, 1, 3, 4)
+    increment = increments(signs, flows)
+    np.testing.assert_array_equal(increment, flows[:, :, 0] - flows[:, :, 1])
+    np.testing.assert_array_equal(cumulative_stock(increment)[..., -1], increment.sum(axis=-1))

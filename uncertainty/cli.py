@@ -1,0 +1,199 @@
+"""Command-line interface: ``urbanmine run``, ``report`` and ``export-ratios``.
+
+Exit status: 0 on success, 2 on invalid input or arguments (a message naming
+the file and location, no traceback), 130 when interrupted, 1 on an
+unexpected error (traceback only with ``--verbose``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from uncertainty.errors import InputError
+
+logger = logging.getLogger("uncertainty")
+
+#: Folder that holds models/, data/ and reports/ in a source checkout.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_BOUNDARY = "jp"
+DEFAULT_DRAWS = 2000
+DEFAULT_SEED = 1
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+def _metal_list(text: str) -> list[str]:
+    symbols = [part.strip() for part in text.split(",") if part.strip()]
+    if not symbols:
+        raise argparse.ArgumentTypeError(f"expected comma-separated symbols such as Au,Ag, got {text!r}")
+    return symbols
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``urbanmine``."""
+    parser = argparse.ArgumentParser(
+        prog="urbanmine",
+        description="Monte Carlo estimate of a country's urban-mine metal stock.",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log per metal and show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="draw the stocks and write a result folder")
+    run.add_argument("--boundary", default=DEFAULT_BOUNDARY, help="boundary folder name (default: jp)")
+    run.add_argument("--models", type=Path, help="model folder (default: models/BOUNDARY)")
+    run.add_argument("--data", type=Path, help="data folder (default: the shipped data/)")
+    run.add_argument("--draws", type=_positive_int, default=DEFAULT_DRAWS, help="number of Monte Carlo draws (default: 2000)")
+    run.add_argument("--seed", type=_seed, default=DEFAULT_SEED, help="seed of the random streams (default: 1)")
+    run.add_argument("--metals", type=_metal_list, help="comma-separated symbols (default: every model)")
+    run.add_argument("--out", type=Path, help="result folder (default: reports/BOUNDARY-TIMESTAMP)")
+    run.add_argument("--force", action="store_true", help="replace a result already in --out")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    report = commands.add_parser("report", help="redraw tables and figures from a saved stocks.nc")
+    report.add_argument("folder", type=Path, help="result folder written by 'urbanmine run'")
+    report.add_argument("--data", type=Path, help="data folder with reference/ (default: the shipped data/)")
+
+    ratios = commands.add_parser("export-ratios", help="export ratios of an input-output table as CSV")
+    ratios.add_argument("--table", default=None, help="table name (default: the 2005 188-sector table)")
+    ratios.add_argument("--inverse", choices=("plain", "domestic"), help="Leontief form (default: both)")
+    ratios.add_argument("--data", type=Path, help="data folder (default: the shipped data/)")
+    ratios.add_argument("--out", type=Path, help="CSV file to write (default: standard output)")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from uncertainty.data import load_data
+    from uncertainty.report import write_result
+    from uncertainty.simulate import log_run, simulate
+    from uncertainty.spec import load_models
+
+    data_dir = args.data or PROJECT_ROOT / "data"
+    model_dir = args.models or PROJECT_ROOT / "models" / args.boundary
+    models = load_models(model_dir)
+    if args.metals:
+        try:
+            models = models.select(args.metals)
+        except ValueError as exc:
+            raise InputError.single(str(model_dir), "--metals", str(exc)) from exc
+    data = load_data(data_dir, args.boundary)
+    from uncertainty.validate import check_models_against_data
+
+    check_models_against_data(models, data)
+
+    out = args.out
+    if out is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = PROJECT_ROOT / "reports" / f"{args.boundary}-{stamp}"
+    logger.info("running %d metals x %d draws, seed %d", len(models.metals), args.draws, args.seed)
+    dataset = simulate(models, data, args.draws, args.seed, progress=not args.no_progress)
+    log_run(dataset)
+    comparison = write_result(dataset, data.reference, out, force=args.force)
+
+    columns = ["metal", "median", "eti95_lower", "eti95_upper", "nims_stock", "observed_share"]
+    print(comparison[columns].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(f"\nwrote {out}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from uncertainty.data import load_data
+    from uncertainty.report import atomic_folder, open_result, write_tables_and_figures
+
+    dataset = open_result(args.folder)
+    data = load_data(args.data or PROJECT_ROOT / "data", "jp")
+    # Rewrite the tables beside stocks.nc, which stays as it is.
+    with atomic_folder(args.folder.with_name(args.folder.name + ".tables"), force=True) as staging:
+        write_tables_and_figures(dataset, data.reference, staging)
+    staged = args.folder.with_name(args.folder.name + ".tables")
+    for item in staged.iterdir():
+        destination = args.folder / item.name
+        if destination.is_dir():
+            import shutil
+
+            shutil.rmtree(destination)
+        item.replace(destination)
+    staged.rmdir()
+    print(f"rewrote tables and figures in {args.folder}")
+    return 0
+
+
+def _export_ratios(args: argparse.Namespace) -> int:
+    from uncertainty import io_tables
+
+    kwargs = {"inverse": args.inverse}
+    if args.table is not None:
+        kwargs["table"] = args.table
+    if args.data is not None:
+        kwargs["data_dir"] = args.data
+    try:
+        frame = io_tables.export_ratios_frame(**kwargs)
+    except ValueError as exc:
+        raise InputError.single("--table/--inverse", "argument", str(exc)) from exc
+    if args.out is None:
+        frame.to_csv(sys.stdout, index=False, float_format="%.6g")
+    else:
+        frame.to_csv(args.out, index=False, float_format="%.6g")
+    return 0
+
+
+COMMANDS = {"run": _run, "report": _report, "export-ratios": _export_ratios}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``urbanmine`` with ``argv`` and return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except InputError as exc:
+        print(f"urbanmine: invalid input ({len(exc.problems)} problem(s)):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except FileExistsError as exc:
+        print(f"urbanmine: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError) as exc:
+        print(f"urbanmine: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("urbanmine: interrupted; no result was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001  (the last resort of a command-line tool)
+        print(f"urbanmine: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc()
+        else:
+            print("run again with --verbose for the traceback", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,312 @@
+"""Vectorised stock kernel: flows, increments and cumulative stock on plain arrays.
+
+Every function here works on numpy arrays with a leading ``draw`` axis and a
+trailing ``year`` axis; nothing loops over draws. Masses are tonnes of metal
+content. The increment of year ``t`` is the signed sum of the boundary flows
+(imports and mine production in, exports out); conversion is zero for metals
+and recycling inside the boundary is not a flow. The stock of year ``T`` is
+the sum of increments over ``t <= T``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.stats
+
+from uncertainty.shares import condition_walk, walk_covariance
+from uncertainty.spec import (
+    NET_DIRECT_INFLOW,
+    WORLD_PRODUCTION,
+    Boundary,
+    MetalModel,
+    MissingFlow,
+    ProductExportFlow,
+    ShareFlow,
+)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One observation of a flow, in tonnes, placed on the year grid.
+
+    Attributes
+    ----------
+    year_index : int
+        Index of the observation's year in the year grid.
+    tonnes : float
+        Observed value in tonnes (metal content, or gross weight if ``gross``).
+    gross : bool
+        True if the value is gross weight and needs a grade.
+    sigma : float
+        Reporting error as a log-scale standard deviation.
+    """
+
+    year_index: int
+    tonnes: float
+    gross: bool
+    sigma: float
+
+
+@dataclass(frozen=True)
+class MetalInputs:
+    """Data of one metal on the year grid, prepared for the kernel.
+
+    Attributes
+    ----------
+    years : ndarray of int, shape (n_years,)
+    world_production : ndarray, shape (n_years,)
+        World production in tonnes; NaN where the source has no value.
+    anchors : dict of str to list of Anchor
+        Observations by series name.
+    sector_ratios : dict of str to float
+        Induced export ratio of each input-output sector code.
+    reference_year : int
+        Year whose share the ``share_prior`` of each flow describes.
+    """
+
+    years: np.ndarray
+    world_production: np.ndarray
+    anchors: dict[str, list[Anchor]]
+    sector_ratios: dict[str, float]
+    reference_year: int
+
+
+@dataclass
+class MetalDraws:
+    """Monte Carlo draws of one metal.
+
+    Attributes
+    ----------
+    flows : dict of str to ndarray, shape (n_draws, n_years)
+        Each flow in tonnes per year, unsigned.
+    observed : dict of str to ndarray of bool, shape (n_years,)
+        True where the flow has an observation in that year.
+    inputs : dict of str to ndarray, shape (n_draws,)
+        Scalar uncertain inputs, for sensitivity analysis.
+    notes : list of str
+        Caveats found while evaluating the model (dropped anchors, missing proxy).
+    """
+
+    flows: dict[str, np.ndarray] = field(default_factory=dict)
+    observed: dict[str, np.ndarray] = field(default_factory=dict)
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def warped_times(years: np.ndarray, rule: str, before: int) -> np.ndarray:
+    """Return the walk's time axis: real years, or held at ``before`` for earlier years.
+
+    With ``constant_share`` the walk does not move before ``before``, so the
+    share there equals the share in ``before`` and the flow is proportional to
+    its proxy: the NIMS pre-1976 rule.
+    """
+    years = np.asarray(years, dtype=float)
+    if rule == "constant_share":
+        return np.maximum(years, before)
+    return years
+
+
+def simulate_share_flow(
+    flow: ShareFlow,
+    model: MetalModel,
+    inputs: MetalInputs,
+    proxy: np.ndarray,
+    n_draws: int,
+    rng: np.random.Generator,
+    draws: MetalDraws,
+) -> np.ndarray:
+    """Draw a share x proxy flow, shape (n_draws, n_years), in tonnes per year.
+
+    ``proxy`` has shape (n_years,) or (n_draws, n_years). Anchors in years
+    where the proxy is missing or zero cannot pin a share and are dropped with
+    a note. Zero observations are kept as exact zeros of the flow, since a log
+    share cannot represent them.
+    """
+    years = inputs.years
+    proxy = np.broadcast_to(proxy, (n_draws, years.size))
+    proxy_known = np.all(np.isfinite(proxy) & (proxy > 0), axis=0)
+
+    grade = None
+    if flow.grade is not None:
+        grade = flow.grade.sample(rng, n_draws)
+        draws.inputs[f"{flow.name}.grade"] = grade
+
+    anchors = [a for series in flow.anchors for a in inputs.anchors.get(series, [])]
+    observed = np.zeros(years.size, dtype=bool)
+    zero_years = np.zeros(years.size, dtype=bool)
+    usable = []
+    for anchor in anchors:
+        observed[anchor.year_index] = True
+        if anchor.tonnes == 0:
+            zero_years[anchor.year_index] = True
+        elif not proxy_known[anchor.year_index]:
+            draws.notes.append(
+                f"{flow.name}: observation of {years[anchor.year_index]} dropped, "
+                "because the proxy has no value that year"
+            )
+        elif anchor.gross and grade is None:
+            draws.notes.append(
+                f"{flow.name}: gross-weight observation of {years[anchor.year_index]} "
+                "dropped, because the flow declares no grade"
+            )
+        else:
+            usable.append(anchor)
+
+    # Log-share anchors: log(content) - log(proxy), per draw when the grade or proxy varies.
+    index = np.array([a.year_index for a in usable], dtype=int)
+    log_tonnes = np.array([math.log(a.tonnes) for a in usable])
+    anchor_values = np.broadcast_to(log_tonnes, (n_draws, index.size)).copy()
+    if usable and grade is not None:
+        gross = np.array([a.gross for a in usable])
+        anchor_values[:, gross] += np.log(grade)[:, None]
+    anchor_values -= np.log(proxy[:, index])
+
+    sigmas = np.array(
+        [a.sigma if flow.reporting_error is None else flow.reporting_error for a in usable]
+    )
+    prior_mean = math.log(flow.share_prior.parameters.get("scale", 1.0))
+    prior_sd = flow.share_prior.parameters["s"]
+    times = warped_times(years, model.extrapolation.rule, model.extrapolation.before)
+    origin = float(warped_times(np.array([inputs.reference_year]), model.extrapolation.rule,
+                                model.extrapolation.before)[0])
+    # Years that share a warped time share one walk value, exactly.
+    unique_times, position = np.unique(times, return_inverse=True)
+    covariance = walk_covariance(unique_times, origin, flow.walk_step, prior_sd**2)
+    walk = condition_walk(covariance, position[index], sigmas**2, prior_mean)
+    normals = rng.standard_normal((n_draws, unique_times.size))
+    log_share = walk.sample(anchor_values, normals)[:, position]
+    reference_index = int(np.searchsorted(years, inputs.reference_year))
+    draws.inputs[f"{flow.name}.log_share_reference_year"] = log_share[:, reference_index]
+
+    if model.extrapolation.rule == "constant_share":
+        early = (years < model.extrapolation.before) & ~observed
+        factor = model.extrapolation.factor.sample(rng, n_draws)
+        draws.inputs[f"{flow.name}.extrapolation_factor"] = factor
+        log_share[:, early] += np.log(factor)[:, None]
+
+    values = np.where(proxy_known, np.exp(log_share) * np.where(proxy_known, proxy, 0.0), 0.0)
+    values[:, zero_years] = 0.0
+    if not proxy_known.all():
+        missing = years[~proxy_known]
+        draws.notes.append(
+            f"{flow.name}: counted as 0 in {missing.size} year(s) without a proxy value "
+            f"({missing.min()}-{missing.max()})"
+        )
+    draws.observed[flow.name] = observed
+    return values
+
+
+def sample_export_factor(
+    flow: ProductExportFlow,
+    ratios: np.ndarray,
+    n_draws: int,
+    rng: np.random.Generator,
+    draws: MetalDraws,
+) -> np.ndarray:
+    """Draw the share of domestic demand that leaves inside exported products, shape (n_draws,).
+
+    factor = mapped_share x sum over sectors of split_s x ratio_s. The split of
+    the mapped demand among the sectors is uniform on the simplex
+    (Dirichlet(1, ..., 1)) because no split is declared. Each sector's ratio is
+    log-normal about its table value with sd ``ratio_sigma``, truncated so that
+    no sector exports more than its whole output (ratio <= 1).
+    """
+    mapped = flow.mapped_share.sample(rng, n_draws)
+    draws.inputs[f"{flow.name}.mapped_share"] = mapped
+    split = rng.dirichlet(np.ones(ratios.size), size=n_draws)
+
+    if flow.ratio_sigma > 0:
+        upper = np.log(1.0 / ratios) / flow.ratio_sigma
+        normals = scipy.stats.truncnorm.ppf(rng.random((n_draws, ratios.size)), -np.inf, upper)
+        drawn = ratios * np.exp(flow.ratio_sigma * normals)
+    else:
+        drawn = np.broadcast_to(ratios, (n_draws, ratios.size))
+    for position, code in enumerate(flow.sectors):
+        draws.inputs[f"{flow.name}.ratio[{code}]"] = drawn[:, position]
+    return mapped * np.sum(split * drawn, axis=1)
+
+
+def simulate_metal(
+    model: MetalModel,
+    inputs: MetalInputs,
+    n_draws: int,
+    rng: np.random.Generator,
+) -> MetalDraws:
+    """Draw every flow of one metal, in the order the model file lists them.
+
+    Returns
+    -------
+    MetalDraws
+        Flows in tonnes per year, shape (n_draws, n_years) each.
+    """
+    draws = MetalDraws()
+    n_years = inputs.years.size
+    for flow in model.flows:
+        if isinstance(flow, MissingFlow):
+            draws.flows[flow.name] = np.zeros((n_draws, n_years))
+            draws.observed[flow.name] = np.zeros(n_years, dtype=bool)
+        elif isinstance(flow, ShareFlow):
+            if flow.proxy == WORLD_PRODUCTION:
+                proxy = inputs.world_production
+            else:
+                proxy = draws.flows[flow.proxy]
+            draws.flows[flow.name] = simulate_share_flow(
+                flow, model, inputs, proxy, n_draws, rng, draws
+            )
+        else:
+            if flow.demand == NET_DIRECT_INFLOW:
+                demand = net_direct_inflow(model, draws.flows)
+            else:
+                demand = draws.flows[flow.demand]
+            ratios = np.array([inputs.sector_ratios[code] for code in flow.sectors])
+            factor = sample_export_factor(flow, ratios, n_draws, rng, draws)
+            draws.flows[flow.name] = np.clip(demand, 0.0, None) * factor[:, None]
+            draws.observed[flow.name] = np.zeros(n_years, dtype=bool)
+    return draws
+
+
+def net_direct_inflow(model: MetalModel, flows: dict[str, np.ndarray]) -> np.ndarray:
+    """Return the signed sum of the share flows evaluated so far, shape (n_draws, n_years).
+
+    Used as domestic demand where none is observed. It leaves out recycled
+    metal, so it understates demand and the product exports derived from it.
+    """
+    total = 0.0
+    for flow in model.flows:
+        if isinstance(flow, ShareFlow) and flow.name in flows and flow.sign != 0:
+            total = total + flow.sign * flows[flow.name]
+    return np.asarray(total)
+
+
+def increments(signs: np.ndarray, flows: np.ndarray) -> np.ndarray:
+    """Return the yearly stock increment from signed flows.
+
+    Parameters
+    ----------
+    signs : ndarray, shape (n_metals, n_flows)
+        +1 for inflows, -1 for outflows, 0 for auxiliary series.
+    flows : ndarray, shape (n_draws, n_metals, n_flows, n_years)
+        Unsigned flows in tonnes per year; no NaN.
+
+    Returns
+    -------
+    ndarray, shape (n_draws, n_metals, n_years), tonnes per year
+    """
+    return np.einsum("mf,dmfy->dmy", signs.astype(float), flows)
+
+
+def cumulative_stock(increment: np.ndarray) -> np.ndarray:
+    """Return the stock at the end of each year, the running sum of increments.
+
+    Parameters
+    ----------
+    increment : ndarray, shape (..., n_years)
+
+    Returns
+    -------
+    ndarray, same shape, tonnes
+    """
+    return np.cumsum(increment, axis=-1)

@@ -1,0 +1,262 @@
+"""Tables and figures of a run, written atomically into one result folder.
+
+A result folder holds ``stocks.nc`` (every draw), ``summary.csv`` (intervals
+per metal and year), ``comparison.csv`` (per metal at the reference year,
+beside the published NIMS stock), ``flows.csv`` (cumulative flows and their
+observed years), ``notes.txt`` and ``figures/``. Files are first written to
+a temporary folder beside the target, which is renamed into place only when
+complete, so an interrupted run never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from uncertainty.intervals import (
+    relative_half_width,
+    summarize,
+    supports_two_significant_figures,
+)
+from uncertainty.plots import fan_chart, save_figure
+from uncertainty.simulate import negative_stock_fraction, observed_share
+
+logger = logging.getLogger(__name__)
+
+#: File that marks a folder as a complete result.
+RESULT_MARKER = "stocks.nc"
+
+#: Encoding of the per-draw flows: float32 on disk halves the file, and keeps
+#: about seven significant digits, far below the spread of any flow.
+FLOW_ENCODING = {"zlib": True, "complevel": 1, "dtype": "float32"}
+
+
+class OutputExistsError(FileExistsError):
+    """The output folder already holds a result and overwriting was not requested."""
+
+
+@contextmanager
+def atomic_folder(target: Path, force: bool) -> Iterator[Path]:
+    """Yield a temporary folder that replaces ``target`` when the block succeeds.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``target`` already holds a result and ``force`` is false.
+    """
+    target = Path(target)
+    if (target / RESULT_MARKER).exists() and not force:
+        raise OutputExistsError(
+            f"{target} already holds a result ({RESULT_MARKER}); choose another --out "
+            "folder or pass --force to replace it"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    # Move an old result aside first, so that the target is never half old, half new.
+    retired = None
+    if target.exists():
+        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        os.replace(target, retired / target.name)
+    os.replace(staging, target)
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def stock_summary(dataset: xr.Dataset) -> xr.Dataset:
+    """Summarise the stock draws per metal and year (see :func:`summarize`)."""
+    return summarize(dataset["stock"])
+
+
+def summary_table(summary: xr.Dataset, negative: xr.DataArray) -> pd.DataFrame:
+    """Flatten a stock summary into one row per metal and year."""
+    frame = pd.DataFrame(
+        {
+            "metal": np.repeat(summary["metal"].values, summary["year"].size),
+            "year": np.tile(summary["year"].values, summary["metal"].size),
+            "mean": summary["mean"].values.ravel(),
+            "median": summary["median"].values.ravel(),
+        }
+    )
+    for name in ("eti50", "eti90", "eti95", "hdi95"):
+        for bound in ("lower", "upper"):
+            frame[f"{name}_{bound}"] = summary[name].sel(bound=bound).values.ravel()
+    frame["negative_draw_fraction"] = negative.values.ravel()
+    frame["unit"] = "t"
+    return frame
+
+
+def comparison_table(
+    dataset: xr.Dataset, summary: xr.Dataset, reference: pd.DataFrame
+) -> pd.DataFrame:
+    """Compare each metal at the reference year with the published NIMS stock.
+
+    ``reference`` has columns ``metal`` and ``stock_t`` (the NIMS table); a
+    metal's published row is found by its ``comparison_key`` attribute in the
+    dataset (defaults to the symbol).
+    """
+    year = int(dataset.attrs["reference_year"])
+    at_year = summary.sel(year=year)
+    share = observed_share(dataset, year).median(dim="draw")
+    negative = negative_stock_fraction(dataset).sel(year=year)
+    published = reference.set_index("metal")["stock_t"]
+    keys = dataset["comparison_key"].values if "comparison_key" in dataset else dataset["metal"].values
+
+    rows = []
+    for position, metal in enumerate(dataset["metal"].values):
+        median = float(at_year["median"].sel(metal=metal))
+        lower, upper = (float(v) for v in at_year["eti95"].sel(metal=metal).values)
+        nims = float(published.get(keys[position], math.nan))
+        missing = [
+            str(flow)
+            for flow in dataset["flow"].values
+            if dataset["flow_kind"].sel(metal=metal, flow=flow).item() == "missing"
+        ]
+        rows.append(
+            {
+                "metal": metal,
+                "reference_year": year,
+                "median": median,
+                "eti95_lower": lower,
+                "eti95_upper": upper,
+                "hdi95_lower": float(at_year["hdi95"].sel(metal=metal, bound="lower")),
+                "hdi95_upper": float(at_year["hdi95"].sel(metal=metal, bound="upper")),
+                "nims_key": keys[position],
+                "nims_stock": nims,
+                "nims_inside_eti95": bool(lower <= nims <= upper) if math.isfinite(nims) else None,
+                "observed_share": float(share.sel(metal=metal)),
+                "relative_half_width_95": relative_half_width(median, lower, upper),
+                "supports_two_sig_figs": supports_two_significant_figures(median, lower, upper),
+                "prior_only": bool(dataset["prior_only"].sel(metal=metal)),
+                "negative_draw_fraction": float(negative.sel(metal=metal)),
+                "flows_not_counted": ";".join(missing),
+                "unit": "t",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def flow_table(dataset: xr.Dataset) -> pd.DataFrame:
+    """Cumulative flows to the reference year per metal and flow, with observed years."""
+    year = int(dataset.attrs["reference_year"])
+    window = dataset.sel(year=slice(None, year))
+    cumulative = window["flows"].sum(dim="year", skipna=False)
+    rows = []
+    for metal in dataset["metal"].values:
+        for flow in dataset["flow"].values:
+            kind = dataset["flow_kind"].sel(metal=metal, flow=flow).item()
+            if not kind:
+                continue
+            values = cumulative.sel(metal=metal, flow=flow)
+            observed_years = window["year"].values[window["observed"].sel(metal=metal, flow=flow).values]
+            lower, upper = values.quantile([0.025, 0.975]).values
+            rows.append(
+                {
+                    "metal": metal,
+                    "flow": flow,
+                    "kind": kind,
+                    "sign": int(dataset["sign"].sel(metal=metal, flow=flow)),
+                    "cumulative_median": float(values.median()),
+                    "cumulative_eti95_lower": float(lower),
+                    "cumulative_eti95_upper": float(upper),
+                    "observed_years": _compress_years(observed_years),
+                    "n_observed_years": int(observed_years.size),
+                    "unit": "t",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _compress_years(years: np.ndarray) -> str:
+    """Write sorted years as ranges, for example ``1950-1975;1984``."""
+    if years.size == 0:
+        return ""
+    parts = []
+    start = previous = int(years[0])
+    for year in (int(y) for y in years[1:]):
+        if year != previous + 1:
+            parts.append(f"{start}-{previous}" if previous > start else f"{start}")
+            start = year
+        previous = year
+    parts.append(f"{start}-{previous}" if previous > start else f"{start}")
+    return ";".join(parts)
+
+
+def write_tables_and_figures(
+    dataset: xr.Dataset,
+    reference: pd.DataFrame,
+    folder: Path,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Write summary.csv, comparison.csv, flows.csv, notes.txt and figures into ``folder``.
+
+    Returns the comparison table.
+    """
+    summary = stock_summary(dataset)
+    negative = negative_stock_fraction(dataset)
+    summary_table(summary, negative).to_csv(folder / "summary.csv", index=False, float_format="%.6g")
+    comparison = comparison_table(dataset, summary, reference)
+    comparison.to_csv(folder / "comparison.csv", index=False, float_format="%.6g")
+    flow_table(dataset).to_csv(folder / "flows.csv", index=False, float_format="%.6g")
+
+    with (folder / "notes.txt").open("w", encoding="utf-8") as stream:
+        for metal, text in zip(dataset["metal"].values, dataset["notes"].values):
+            stream.write(f"[{metal}]\n{text}\n\n" if text else f"[{metal}]\n(no notes)\n\n")
+
+    figures = folder / "figures"
+    figures.mkdir(exist_ok=True)
+    year = int(dataset.attrs["reference_year"])
+    for row in comparison.itertuples():
+        observed_any = dataset["observed"].sel(metal=row.metal).any(dim="flow")
+        figure = fan_chart(
+            summary,
+            row.metal,
+            year,
+            dataset["year"].values[observed_any.values],
+            row.nims_stock,
+            f"NIMS 2008 ({row.nims_key})",
+            row.prior_only,
+        )
+        save_figure(figure, figures / f"stock_{row.metal}")
+        if progress is not None:
+            progress(row.metal)
+    return comparison
+
+
+def write_result(
+    dataset: xr.Dataset,
+    reference: pd.DataFrame,
+    target: Path,
+    force: bool = False,
+) -> pd.DataFrame:
+    """Write a whole result folder atomically; return the comparison table."""
+    with atomic_folder(target, force) as staging:
+        comparison = write_tables_and_figures(dataset, reference, staging)
+        encoding = {"flows": FLOW_ENCODING}
+        dataset.to_netcdf(staging / RESULT_MARKER, engine="netcdf4", encoding=encoding)
+    logger.info("wrote %s", target)
+    return comparison
+
+
+def open_result(folder: Path) -> xr.Dataset:
+    """Load the draws of a result folder into memory."""
+    path = Path(folder) / RESULT_MARKER
+    if not path.exists():
+        raise FileNotFoundError(f"{folder} holds no result: {RESULT_MARKER} not found")
+    with xr.open_dataset(path, engine="netcdf4") as dataset:
+        return dataset.load()
