@@ -123,8 +123,9 @@ def test_constant_share_rule_is_proportional(tmp_path):
     # Before 1976 each draw's flow is a fixed share of world production.
     first = np.broadcast_to(share[:, :1], share[:, early].shape)
     np.testing.assert_allclose(share[:, early], first, rtol=1e-10, atol=0)
-    # The extrapolation factor makes the early share differ from the 1976 share.
-    ratio = share[:, early][:, 0] / share[:, years == 1976][:, 0]
+    # The extrapolation factor scales the odds of the early share against 1976.
+    odds = share / (1.0 - share)
+    ratio = odds[:, early][:, 0] / odds[:, years == 1976][:, 0]
     factor_draws = result["input_value"].sel(input="Xa:import.extrapolation_factor").values
     np.testing.assert_allclose(ratio, factor_draws, rtol=1e-10)
 
@@ -133,10 +134,12 @@ def test_share_passes_through_anchors_and_spreads(tmp_path):
     models, data, years, world = walk_case(tmp_path)
     result = simulate(models, data, n_draws=4000, seed=11)
     imports = result["flows"].sel(metal="Xa", flow="import").values
-    log_share = np.log(imports / world)
-    np.testing.assert_allclose(log_share[:, years == 1985], np.log(0.1), rtol=0, atol=1e-6)
-    np.testing.assert_allclose(log_share[:, years == 1995], np.log(0.1), rtol=0, atol=1e-6)
-    spread = log_share.std(axis=0)
+    assert np.all(imports < world)
+    # A share of world production walks on the logit scale, so it stays below 1.
+    logit_share = np.log(imports / (world - imports))
+    np.testing.assert_allclose(logit_share[:, years == 1985], np.log(0.1 / 0.9), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(logit_share[:, years == 1995], np.log(0.1 / 0.9), rtol=0, atol=1e-6)
+    spread = logit_share.std(axis=0)
     # Moving away from the anchors the sd grows: 1990 (bridge) < 1980 < 1970 < 1960.
     at = {year: spread[years == year][0] for year in (1960, 1970, 1980, 1990, 1998, 2000)}
     assert at[1990] < at[1980] < at[1970] < at[1960]

@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="redraw tables and figures from a saved stocks.nc")
     report.add_argument("folder", type=Path, help="result folder written by 'urbanmine run'")
     report.add_argument("--data", type=Path, help="data folder with reference/ (default: the shipped data/)")
+    report.add_argument("--boundary", help="boundary folder name (default: the one the run used)")
 
     ratios = commands.add_parser("export-ratios", help="export ratios of an input-output table as CSV")
     ratios.add_argument("--table", default=None, help="table name (default: the 2005 188-sector table)")
@@ -120,22 +121,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from uncertainty.data import load_data
-    from uncertainty.report import atomic_folder, open_result, write_tables_and_figures
+    from uncertainty.report import open_result, rewrite_tables
 
     dataset = open_result(args.folder)
-    data = load_data(args.data or PROJECT_ROOT / "data", "jp")
-    # Rewrite the tables beside stocks.nc, which stays as it is.
-    with atomic_folder(args.folder.with_name(args.folder.name + ".tables"), force=True) as staging:
-        write_tables_and_figures(dataset, data.reference, staging)
-    staged = args.folder.with_name(args.folder.name + ".tables")
-    for item in staged.iterdir():
-        destination = args.folder / item.name
-        if destination.is_dir():
-            import shutil
-
-            shutil.rmtree(destination)
-        item.replace(destination)
-    staged.rmdir()
+    boundary = args.boundary or dataset.attrs.get("boundary_key", DEFAULT_BOUNDARY)
+    data = load_data(args.data or PROJECT_ROOT / "data", boundary)
+    rewrite_tables(dataset, data.reference, args.folder)
     print(f"rewrote tables and figures in {args.folder}")
     return 0
 

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.special
 import scipy.stats
 
 from uncertainty.shares import condition_walk, walk_covariance
@@ -122,8 +123,8 @@ def simulate_share_flow(
 
     ``proxy`` has shape (n_years,) or (n_draws, n_years). Anchors in years
     where the proxy is missing or zero cannot pin a share and are dropped with
-    a note. Zero observations are kept as exact zeros of the flow, since a log
-    share cannot represent them.
+    a note, as are anchors above world production. Zero observations are kept
+    as exact zeros of the flow, since the walk cannot represent a zero share.
     """
     years = inputs.years
     proxy = np.broadcast_to(proxy, (n_draws, years.size))
@@ -155,39 +156,59 @@ def simulate_share_flow(
         else:
             usable.append(anchor)
 
-    # Log-share anchors: log(content) - log(proxy), per draw when the grade or proxy varies.
+    # Anchor shares, per draw when the grade or the proxy varies.
     index = np.array([a.year_index for a in usable], dtype=int)
-    log_tonnes = np.array([math.log(a.tonnes) for a in usable])
-    anchor_values = np.broadcast_to(log_tonnes, (n_draws, index.size)).copy()
+    tonnes = np.broadcast_to([a.tonnes for a in usable], (n_draws, index.size)).copy()
     if usable and grade is not None:
         gross = np.array([a.gross for a in usable])
-        anchor_values[:, gross] += np.log(grade)[:, None]
-    anchor_values -= np.log(proxy[:, index])
+        tonnes[:, gross] *= grade[:, None]
+    anchor_shares = tonnes / proxy[:, index]
 
+    # A share of world production lies in (0, 1), so it walks on the logit
+    # scale; a share of another flow can exceed 1 and walks on the log scale.
+    bounded = flow.proxy == WORLD_PRODUCTION
+    if bounded:
+        keep = np.all(anchor_shares < 1.0, axis=0)
+        for anchor in (a for a, kept in zip(usable, keep) if not kept):
+            draws.notes.append(
+                f"{flow.name}: observation of {years[anchor.year_index]} dropped, "
+                "because it exceeds world production"
+            )
+        usable = [a for a, kept in zip(usable, keep) if kept]
+        index, anchor_shares = index[keep], anchor_shares[:, keep]
+    to_walk = scipy.special.logit if bounded else np.log
+    from_walk = scipy.special.expit if bounded else np.exp
+
+    # Reporting errors are log-scale sds; d logit(p) = d log(p) / (1 - p).
     sigmas = np.array(
         [a.sigma if flow.reporting_error is None else flow.reporting_error for a in usable]
     )
-    prior_mean = math.log(flow.share_prior.parameters.get("scale", 1.0))
+    if bounded and usable:
+        sigmas = sigmas / (1.0 - np.median(anchor_shares, axis=0))
+    prior_mean = float(to_walk(flow.share_prior.parameters.get("scale", 1.0)))
     prior_sd = flow.share_prior.parameters["s"]
     times = warped_times(years, model.extrapolation.rule, model.extrapolation.before)
     origin = float(warped_times(np.array([inputs.reference_year]), model.extrapolation.rule,
                                 model.extrapolation.before)[0])
+
     # Years that share a warped time share one walk value, exactly.
     unique_times, position = np.unique(times, return_inverse=True)
     covariance = walk_covariance(unique_times, origin, flow.walk_step, prior_sd**2)
     walk = condition_walk(covariance, position[index], sigmas**2, prior_mean)
     normals = rng.standard_normal((n_draws, unique_times.size))
-    log_share = walk.sample(anchor_values, normals)[:, position]
+    walked = walk.sample(to_walk(anchor_shares), normals)[:, position]
     reference_index = int(np.searchsorted(years, inputs.reference_year))
-    draws.inputs[f"{flow.name}.log_share_reference_year"] = log_share[:, reference_index]
+    draws.inputs[f"{flow.name}.share_reference_year"] = from_walk(walked[:, reference_index])
 
+    # The extrapolation factor scales the share (for a bounded share, its odds).
     if model.extrapolation.rule == "constant_share":
         early = (years < model.extrapolation.before) & ~observed
         factor = model.extrapolation.factor.sample(rng, n_draws)
         draws.inputs[f"{flow.name}.extrapolation_factor"] = factor
-        log_share[:, early] += np.log(factor)[:, None]
+        walked[:, early] += np.log(factor)[:, None]
 
-    values = np.where(proxy_known, np.exp(log_share) * np.where(proxy_known, proxy, 0.0), 0.0)
+    share = from_walk(walked)
+    values = np.where(proxy_known, share * np.where(proxy_known, proxy, 0.0), 0.0)
     values[:, zero_years] = 0.0
     if not proxy_known.all():
         missing = years[~proxy_known]

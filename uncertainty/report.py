@@ -36,8 +36,9 @@ logger = logging.getLogger(__name__)
 #: File that marks a folder as a complete result.
 RESULT_MARKER = "stocks.nc"
 
-#: Encoding of the per-draw flows: float32 on disk halves the file, and keeps
-#: about seven significant digits, far below the spread of any flow.
+#: Encoding of the per-draw flows and increments: float32 on disk halves the
+#: file and keeps about seven significant digits, far below any flow's spread.
+#: The stock stays float64 so that intervals redrawn from the file match the run.
 FLOW_ENCODING = {"zlib": True, "complevel": 1, "dtype": "float32"}
 
 
@@ -247,9 +248,29 @@ def write_result(
     """Write a whole result folder atomically; return the comparison table."""
     with atomic_folder(target, force) as staging:
         comparison = write_tables_and_figures(dataset, reference, staging)
-        encoding = {"flows": FLOW_ENCODING}
+        encoding = {"flows": FLOW_ENCODING, "increment": FLOW_ENCODING}
         dataset.to_netcdf(staging / RESULT_MARKER, engine="netcdf4", encoding=encoding)
     logger.info("wrote %s", target)
+    return comparison
+
+
+def rewrite_tables(dataset: xr.Dataset, reference: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """Redraw the tables and figures of a result folder from its draws.
+
+    The new files are written to a temporary folder first and then moved over
+    the old ones one by one; ``stocks.nc`` is left as it is.
+    """
+    folder = Path(folder)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tables.", dir=folder.parent))
+    try:
+        comparison = write_tables_and_figures(dataset, reference, staging)
+        for item in staging.iterdir():
+            destination = folder / item.name
+            if destination.is_dir():
+                shutil.rmtree(destination)
+            os.replace(item, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return comparison
 
 

@@ -196,6 +196,7 @@ def simulate(
         attrs={
             "region": boundary.region,
             "boundary": boundary.name,
+            "boundary_key": boundary.key,
             "reference_year": boundary.reference_year,
             "reference_year_rationale": boundary.reference_year_rationale,
             "seed": seed,

@@ -101,6 +101,11 @@ class Boundary:
     path: Path
 
     @property
+    def key(self) -> str:
+        """Name of the boundary's folder (``jp``), which also names its data folder."""
+        return self.path.parent.name
+
+    @property
     def years(self) -> range:
         """Years of the stock calculation, ``first_year`` to ``last_year`` inclusive.
 
