@@ -29,7 +29,7 @@ def equal_tailed(draws: xr.DataArray, prob: float, dim: str = "draw") -> xr.Data
     """
     tail = (1.0 - prob) / 2.0
     bounds = draws.quantile([tail, 1.0 - tail], dim=dim).rename(quantile="bound")
-    bounds = bounds.assign_coords(bound=["lower", "upper"])
+    bounds = bounds.assign_coords(bound=["lower", "upper"]).transpose(..., "bound")
     bounds.attrs = dict(draws.attrs)
     return bounds
 
