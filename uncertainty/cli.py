@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # Statistical caveats raised with warnings.warn reach the user as log lines.
+    logging.captureWarnings(True)
     try:
         return COMMANDS[args.command](args)
     except InputError as exc:

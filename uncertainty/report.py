@@ -3,7 +3,8 @@
 A result folder holds ``stocks.nc`` (every draw), ``summary.csv`` (intervals
 per metal and year), ``comparison.csv`` (per metal at the reference year,
 beside the published NIMS stock), ``flows.csv`` (cumulative flows and their
-observed years), ``notes.txt`` and ``figures/``. Files are first written to
+observed years), ``rank_correlations.csv`` (Spearman correlation of each
+scalar input with the reference-year stock), ``notes.txt`` and ``figures/``. Files are first written to
 a temporary folder beside the target, which is renamed into place only when
 complete, so an interrupted run never leaves a half-written result.
 """
@@ -29,6 +30,7 @@ from uncertainty.intervals import (
     supports_two_significant_figures,
 )
 from uncertainty.plots import fan_chart, save_figure
+from uncertainty.sensitivity import rank_correlations
 from uncertainty.simulate import negative_stock_fraction, observed_share
 
 logger = logging.getLogger(__name__)
@@ -214,6 +216,9 @@ def write_tables_and_figures(
     comparison = comparison_table(dataset, summary, reference)
     comparison.to_csv(folder / "comparison.csv", index=False, float_format="%.6g")
     flow_table(dataset).to_csv(folder / "flows.csv", index=False, float_format="%.6g")
+    year = int(dataset.attrs["reference_year"])
+    correlations = rank_correlations(dataset, year)
+    correlations.to_csv(folder / "rank_correlations.csv", index=False, float_format="%.4g")
 
     with (folder / "notes.txt").open("w", encoding="utf-8") as stream:
         for metal, text in zip(dataset["metal"].values, dataset["notes"].values):
@@ -221,7 +226,6 @@ def write_tables_and_figures(
 
     figures = folder / "figures"
     figures.mkdir(exist_ok=True)
-    year = int(dataset.attrs["reference_year"])
     for row in comparison.itertuples():
         observed_any = dataset["observed"].sel(metal=row.metal).any(dim="flow")
         figure = fan_chart(
