@@ -64,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="draw the stocks and write a result folder")
     run.add_argument("--boundary", default=DEFAULT_BOUNDARY, help="boundary folder name (default: jp)")
     run.add_argument("--models", type=Path, help="model folder (default: models/BOUNDARY)")
-    run.add_argument("--data", type=Path, help="data folder (default: the shipped data/)")
+    run.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        help="data folder; repeat to add folders of extra observations (default: the shipped data/)",
+    )
     run.add_argument("--draws", type=_positive_int, default=DEFAULT_DRAWS, help="number of Monte Carlo draws (default: 2000)")
     run.add_argument("--seed", type=_seed, default=DEFAULT_SEED, help="seed of the random streams (default: 1)")
     run.add_argument("--metals", type=_metal_list, help="comma-separated symbols (default: every model)")
@@ -91,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     from uncertainty.simulate import log_run, simulate
     from uncertainty.spec import load_models
 
-    data_dir = args.data or PROJECT_ROOT / "data"
+    data_dir = args.data or [PROJECT_ROOT / "data"]
     model_dir = args.models or PROJECT_ROOT / "models" / args.boundary
     models = load_models(model_dir)
     if args.metals:

@@ -242,19 +242,87 @@ def _load_sources(path: Path) -> pd.DataFrame:
     return table
 
 
-def load_data(data_dir: Path, boundary: str = "jp") -> InputData:
-    """Load the data folder for one boundary (a subfolder such as ``jp``).
+def _observation_files(folder: Path, stem: str) -> list[Path]:
+    """Return ``stem.csv`` and every ``stem_*.csv`` of ``folder``, in name order."""
+    main = folder / f"{stem}.csv"
+    extra = sorted(folder.glob(f"{stem}_*.csv"))
+    return ([main] if main.is_file() else []) + extra
+
+
+def _concat_observations(paths: Sequence[Path], source_ids: set[str]) -> pd.DataFrame:
+    """Load several observation files and reject a key repeated across them.
+
+    Rows of different sources for the same quantity are kept side by side;
+    only a row whose whole key (source included) repeats is an error.
+    """
+    tables = []
+    for path in paths:
+        table = _load_observations(path, source_ids)
+        table["file"] = str(path)
+        table["line"] = range(FIRST_DATA_LINE, FIRST_DATA_LINE + len(table))
+        tables.append(table)
+    if not tables:
+        return pd.DataFrame(columns=[*OBSERVATION_COLUMNS, "tonnes", "file", "line"])
+    combined = pd.concat(tables, ignore_index=True)
+    repeated = combined[combined.duplicated(list(OBSERVATION_KEY), keep=False)]
+    problems = []
+    for _, group in repeated.groupby(list(OBSERVATION_KEY), sort=False):
+        first = group.iloc[0]
+        for _, row in group.iloc[1:].iterrows():
+            problems.append(
+                Problem(
+                    row["file"],
+                    f"row {row['line']}",
+                    f"one row per ({', '.join(OBSERVATION_KEY)}) across data folders",
+                    f"a repeat of {first['file']} row {first['line']}",
+                )
+            )
+    if problems:
+        raise InputError(problems)
+    return combined
+
+
+def load_data(data_dir: Path | Sequence[Path], boundary: str = "jp") -> InputData:
+    """Load one or several data folders for one boundary (a subfolder such as ``jp``).
+
+    Observation files (``world/world_production*.csv``,
+    ``<boundary>/observations*.csv``) and source lists (``sources*.csv``) of
+    every folder are combined. The export ratios, metal-to-sector table and
+    reference stocks come from the first folder that has them, so a user's
+    folder of extra observations needs only its observations and sources.
 
     Raises ``InputError`` naming the file and rows of every defect found in the
     first defective file.
     """
-    data_dir = Path(data_dir)
-    boundary_dir = data_dir / boundary
-    sources = _load_sources(data_dir / "sources.csv")
+    folders = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
+    missing = [folder for folder in folders if not folder.is_dir()]
+    if missing:
+        raise InputError([Problem(str(folder), "folder", "a data folder", "no such folder") for folder in missing])
+
+    source_files = [path for folder in folders for path in _observation_files(folder, "sources")]
+    if not source_files:
+        raise InputError([Problem(str(folders[0]), "sources.csv", "a source list", "no such file")])
+    sources = pd.concat([_load_sources(path) for path in source_files], ignore_index=True)
+    repeated = sources[sources["source"].duplicated()]
+    if not repeated.empty:
+        raise InputError(
+            [Problem(", ".join(map(str, source_files)), "source", "source ids unique across files", repr(source)) for source in repeated["source"]]
+        )
     source_ids = set(sources["source"])
 
-    world = _load_observations(data_dir / "world" / "world_production.csv", source_ids)
-    observations = _load_observations(boundary_dir / "observations.csv", source_ids)
+    world_files = [path for folder in folders for path in _observation_files(folder / "world", "world_production")]
+    world = _concat_observations(world_files, source_ids)
+    boundary_files = [path for folder in folders for path in _observation_files(folder / boundary, "observations")]
+    observations = _concat_observations(boundary_files, source_ids)
+
+    def first_existing(relative: str) -> Path:
+        for folder in folders:
+            if (folder / relative).is_file():
+                return folder / relative
+        return folders[0] / relative
+
+    data_dir = first_existing(f"{boundary}/io_export_ratios_2000.csv").parents[1]
+    boundary_dir = data_dir / boundary
     export_ratios = _load_numeric_table(
         boundary_dir / "io_export_ratios_2000.csv",
         EXPORT_RATIO_COLUMNS,
@@ -263,10 +331,10 @@ def load_data(data_dir: Path, boundary: str = "jp") -> InputData:
     )
     metal_sectors = _load_numeric_table(boundary_dir / "metal_sectors.csv", METAL_SECTOR_COLUMNS, (), source_ids)
     reference = _load_numeric_table(
-        data_dir / "reference" / "nims2008_stocks.csv", REFERENCE_COLUMNS, ("stock_t",), source_ids
+        first_existing("reference/nims2008_stocks.csv"), REFERENCE_COLUMNS, ("stock_t",), source_ids
     )
 
-    stock_path = data_dir / "reference" / "stock_estimates.csv"
+    stock_path = first_existing("reference/stock_estimates.csv")
     stock_estimates = _load_observations(stock_path, source_ids) if stock_path.is_file() else pd.DataFrame()
     demand_path = boundary_dir / "demand_by_use.csv"
     demand_by_use = pd.DataFrame()
