@@ -168,3 +168,11 @@ def test_increments_and_cumsum_kernels():
     increment = increments(signs, flows)
     np.testing.assert_array_equal(increment, flows[:, :, 0] - flows[:, :, 1])
     np.testing.assert_array_equal(cumulative_stock(increment)[..., -1], increment.sum(axis=-1))
+
+
+def test_draws_do_not_depend_on_run_size(tmp_path):
+    models, data, _, _ = walk_case(tmp_path)
+    small = simulate(models, data, n_draws=300, seed=42)
+    large = simulate(models, data, n_draws=700, seed=42)
+    np.testing.assert_array_equal(small["stock"].values, large["stock"].values[:300])
+    np.testing.assert_array_equal(small["input_value"].values, large["input_value"].values[:300])

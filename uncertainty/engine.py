@@ -118,6 +118,7 @@ def simulate_share_flow(
     n_draws: int,
     rng: np.random.Generator,
     draws: MetalDraws,
+    cache: dict | None = None,
 ) -> np.ndarray:
     """Draw a share x proxy flow, shape (n_draws, n_years), in tonnes per year.
 
@@ -184,17 +185,26 @@ def simulate_share_flow(
         [a.sigma if flow.reporting_error is None else flow.reporting_error for a in usable]
     )
     if bounded and usable:
-        sigmas = sigmas / (1.0 - np.median(anchor_shares, axis=0))
+        nominal = np.array([a.tonnes for a in usable]) / proxy[0, index]
+        if grade is not None:
+            nominal = np.where([a.gross for a in usable], nominal * flow.grade.median(), nominal)
+        sigmas = sigmas / (1.0 - np.clip(nominal, 0.0, 0.99))
     prior_mean = float(to_walk(flow.share_prior.parameters.get("scale", 1.0)))
     prior_sd = flow.share_prior.parameters["s"]
     times = warped_times(years, model.extrapolation.rule, model.extrapolation.before)
     origin = float(warped_times(np.array([inputs.reference_year]), model.extrapolation.rule,
                                 model.extrapolation.before)[0])
 
-    # Years that share a warped time share one walk value, exactly.
+    # Years that share a warped time share one walk value, exactly. The
+    # conditioned walk depends on the model and the anchors only, so it is
+    # computed once and reused for every block of draws.
     unique_times, position = np.unique(times, return_inverse=True)
-    covariance = walk_covariance(unique_times, origin, flow.walk_step, prior_sd**2)
-    walk = condition_walk(covariance, position[index], sigmas**2, prior_mean)
+    walk = cache.get(flow.name) if cache is not None else None
+    if walk is None:
+        covariance = walk_covariance(unique_times, origin, flow.walk_step, prior_sd**2)
+        walk = condition_walk(covariance, position[index], sigmas**2, prior_mean)
+        if cache is not None:
+            cache[flow.name] = walk
     normals = rng.standard_normal((n_draws, unique_times.size))
     walked = walk.sample(to_walk(anchor_shares), normals)[:, position]
     reference_index = int(np.searchsorted(years, inputs.reference_year))
@@ -255,8 +265,12 @@ def simulate_metal(
     inputs: MetalInputs,
     n_draws: int,
     rng: np.random.Generator,
+    cache: dict | None = None,
 ) -> MetalDraws:
     """Draw every flow of one metal, in the order the model file lists them.
+
+    ``cache`` keeps each flow's conditioned walk between calls for the same
+    model and inputs (one call per block of draws).
 
     Returns
     -------
@@ -275,7 +289,7 @@ def simulate_metal(
             else:
                 proxy = draws.flows[flow.proxy]
             draws.flows[flow.name] = simulate_share_flow(
-                flow, model, inputs, proxy, n_draws, rng, draws
+                flow, model, inputs, proxy, n_draws, rng, draws, cache
             )
         else:
             if flow.demand == NET_DIRECT_INFLOW:

@@ -31,14 +31,41 @@ from uncertainty.spec import (
 logger = logging.getLogger(__name__)
 
 
-def metal_generator(seed: int, metal: str) -> np.random.Generator:
-    """Return the random generator of one metal, derived from the run seed.
+#: Number of draws that share one random stream. Draw ``i`` of a metal comes
+#: from block ``i // BLOCK_SIZE``, whose stream depends on the seed, the
+#: metal and the block index only; so the draws do not depend on how many are
+#: requested or on how the work is split, and the first N draws of a larger
+#: run equal a run of N draws.
+BLOCK_SIZE = 256
 
-    The stream depends on the seed and the metal's symbol only, so a run of a
-    subset of metals reproduces the same draws for those metals.
+
+def block_generator(seed: int, metal: str, block: int) -> np.random.Generator:
+    """Return the random generator of one block of draws of one metal.
+
+    The stream depends on the seed, the metal's symbol and the block index
+    only, so a run of a subset of metals reproduces the same draws for them.
     """
-    sequence = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(metal.encode()),))
+    sequence = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(metal.encode()), block))
     return np.random.default_rng(sequence)
+
+
+def simulate_metal_blocks(
+    model: MetalModel, inputs: MetalInputs, n_draws: int, seed: int
+) -> MetalDraws:
+    """Draw one metal block by block and join the blocks, keeping ``n_draws`` draws."""
+    n_blocks = -(-n_draws // BLOCK_SIZE)
+    cache: dict = {}
+    blocks = [
+        simulate_metal(model, inputs, BLOCK_SIZE, block_generator(seed, model.metal, block), cache)
+        for block in range(n_blocks)
+    ]
+    joined = MetalDraws(
+        flows={name: np.concatenate([b.flows[name] for b in blocks])[:n_draws] for name in blocks[0].flows},
+        observed=blocks[0].observed,
+        inputs={name: np.concatenate([b.inputs[name] for b in blocks])[:n_draws] for name in blocks[0].inputs},
+        notes=list(dict.fromkeys(note for b in blocks for note in b.notes)),
+    )
+    return joined
 
 
 def _anchor_key(reference: str, metal: str) -> tuple[str, str]:
@@ -147,7 +174,7 @@ def simulate(
 
     for position, model in enumerate(tqdm(models.metals, disable=not progress, unit="metal")):
         inputs = prepare_inputs(model, data, boundary)
-        draws = simulate_metal(model, inputs, n_draws, metal_generator(seed, model.metal))
+        draws = simulate_metal_blocks(model, inputs, n_draws, seed)
         world[position] = inputs.world_production
         for flow in model.flows:
             column = flow_names.index(flow.name)
