@@ -11,6 +11,7 @@ the sum of increments over ``t <= T``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,12 @@ from uncertainty.spec import (
     ProductExportFlow,
     ShareFlow,
 )
+
+
+#: A source of random generators by input group name (for example
+#: ``"ore_import.grade"``). Each group draws from its own stream, so that a
+#: variance-based sensitivity design can swap one group's stream for another's.
+Streams = Callable[[str], np.random.Generator]
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,7 @@ def simulate_share_flow(
     inputs: MetalInputs,
     proxy: np.ndarray,
     n_draws: int,
-    rng: np.random.Generator,
+    streams: Streams,
     draws: MetalDraws,
     cache: dict | None = None,
 ) -> np.ndarray:
@@ -133,7 +140,7 @@ def simulate_share_flow(
 
     grade = None
     if flow.grade is not None:
-        grade = flow.grade.sample(rng, n_draws)
+        grade = flow.grade.sample(streams(f"{flow.name}.grade"), n_draws)
         draws.inputs[f"{flow.name}.grade"] = grade
 
     anchors = [a for series in flow.anchors for a in inputs.anchors.get(series, [])]
@@ -205,7 +212,7 @@ def simulate_share_flow(
         walk = condition_walk(covariance, position[index], sigmas**2, prior_mean)
         if cache is not None:
             cache[flow.name] = walk
-    normals = rng.standard_normal((n_draws, unique_times.size))
+    normals = streams(f"{flow.name}.walk").standard_normal((n_draws, unique_times.size))
     walked = walk.sample(to_walk(anchor_shares), normals)[:, position]
     reference_index = int(np.searchsorted(years, inputs.reference_year))
     draws.inputs[f"{flow.name}.share_reference_year"] = from_walk(walked[:, reference_index])
@@ -213,7 +220,7 @@ def simulate_share_flow(
     # The extrapolation factor scales the share (for a bounded share, its odds).
     if model.extrapolation.rule == "constant_share":
         early = (years < model.extrapolation.before) & ~observed
-        factor = model.extrapolation.factor.sample(rng, n_draws)
+        factor = model.extrapolation.factor.sample(streams(f"{flow.name}.extrapolation"), n_draws)
         draws.inputs[f"{flow.name}.extrapolation_factor"] = factor
         walked[:, early] += np.log(factor)[:, None]
 
@@ -234,7 +241,7 @@ def sample_export_factor(
     flow: ProductExportFlow,
     ratios: np.ndarray,
     n_draws: int,
-    rng: np.random.Generator,
+    streams: Streams,
     draws: MetalDraws,
 ) -> np.ndarray:
     """Draw the share of domestic demand that leaves inside exported products, shape (n_draws,).
@@ -245,13 +252,14 @@ def sample_export_factor(
     log-normal about its table value with sd ``ratio_sigma``, truncated so that
     no sector exports more than its whole output (ratio <= 1).
     """
-    mapped = flow.mapped_share.sample(rng, n_draws)
+    mapped = flow.mapped_share.sample(streams(f"{flow.name}.mapped_share"), n_draws)
     draws.inputs[f"{flow.name}.mapped_share"] = mapped
-    split = rng.dirichlet(np.ones(ratios.size), size=n_draws)
+    split = streams(f"{flow.name}.split").dirichlet(np.ones(ratios.size), size=n_draws)
 
     if flow.ratio_sigma > 0:
         upper = np.log(1.0 / ratios) / flow.ratio_sigma
-        normals = scipy.stats.truncnorm.ppf(rng.random((n_draws, ratios.size)), -np.inf, upper)
+        uniforms = streams(f"{flow.name}.ratios").random((n_draws, ratios.size))
+        normals = scipy.stats.truncnorm.ppf(uniforms, -np.inf, upper)
         drawn = ratios * np.exp(flow.ratio_sigma * normals)
     else:
         drawn = np.broadcast_to(ratios, (n_draws, ratios.size))
@@ -264,7 +272,7 @@ def simulate_metal(
     model: MetalModel,
     inputs: MetalInputs,
     n_draws: int,
-    rng: np.random.Generator,
+    streams: Streams,
     cache: dict | None = None,
 ) -> MetalDraws:
     """Draw every flow of one metal, in the order the model file lists them.
@@ -289,7 +297,7 @@ def simulate_metal(
             else:
                 proxy = draws.flows[flow.proxy]
             draws.flows[flow.name] = simulate_share_flow(
-                flow, model, inputs, proxy, n_draws, rng, draws, cache
+                flow, model, inputs, proxy, n_draws, streams, draws, cache
             )
         else:
             if flow.demand == NET_DIRECT_INFLOW:
@@ -297,7 +305,7 @@ def simulate_metal(
             else:
                 demand = draws.flows[flow.demand]
             ratios = np.array([inputs.sector_ratios[code] for code in flow.sectors])
-            factor = sample_export_factor(flow, ratios, n_draws, rng, draws)
+            factor = sample_export_factor(flow, ratios, n_draws, streams, draws)
             draws.flows[flow.name] = np.clip(demand, 0.0, None) * factor[:, None]
             draws.observed[flow.name] = np.zeros(n_years, dtype=bool)
     return draws

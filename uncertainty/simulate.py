@@ -15,6 +15,7 @@ from uncertainty.engine import (
     Anchor,
     MetalDraws,
     MetalInputs,
+    Streams,
     cumulative_stock,
     increments,
     simulate_metal,
@@ -39,14 +40,21 @@ logger = logging.getLogger(__name__)
 BLOCK_SIZE = 256
 
 
-def block_generator(seed: int, metal: str, block: int) -> np.random.Generator:
-    """Return the random generator of one block of draws of one metal.
+def block_streams(seed: int, metal: str, block: int) -> Streams:
+    """Return the random streams of one block of draws of one metal.
 
-    The stream depends on the seed, the metal's symbol and the block index
-    only, so a run of a subset of metals reproduces the same draws for them.
+    Each input group (a flow's walk, grade, mapped share, ...) has its own
+    stream, which depends on the seed, the metal's symbol, the block index
+    and the group's name only. So a run of a subset of metals reproduces the
+    same draws for them, and adding a flow to a model leaves the draws of the
+    other flows as they were.
     """
-    sequence = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(metal.encode()), block))
-    return np.random.default_rng(sequence)
+
+    def stream(group: str) -> np.random.Generator:
+        key = (zlib.crc32(metal.encode()), block, zlib.crc32(group.encode()))
+        return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+    return stream
 
 
 def simulate_metal_blocks(
@@ -56,7 +64,7 @@ def simulate_metal_blocks(
     n_blocks = -(-n_draws // BLOCK_SIZE)
     cache: dict = {}
     blocks = [
-        simulate_metal(model, inputs, BLOCK_SIZE, block_generator(seed, model.metal, block), cache)
+        simulate_metal(model, inputs, BLOCK_SIZE, block_streams(seed, model.metal, block), cache)
         for block in range(n_blocks)
     ]
     joined = MetalDraws(
