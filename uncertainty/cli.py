@@ -82,6 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--data", type=Path, help="data folder with reference/ (default: the shipped data/)")
     report.add_argument("--boundary", help="boundary folder name (default: the one the run used)")
 
+    sensitivity = commands.add_parser(
+        "sensitivity", help="grouped Sobol indices of each metal's reference-year stock"
+    )
+    sensitivity.add_argument("--boundary", default=DEFAULT_BOUNDARY, help="boundary folder name (default: jp)")
+    sensitivity.add_argument("--models", type=Path, help="model folder (default: models/BOUNDARY)")
+    sensitivity.add_argument("--data", type=Path, action="append", help="data folder; may repeat (default: data/)")
+    sensitivity.add_argument("--metals", type=_metal_list, help="comma-separated symbols (default: every model)")
+    sensitivity.add_argument(
+        "--n", type=_positive_int, default=4096,
+        help="largest base sample size; indices are also given at n/4 and n/2 (default: 4096)",
+    )
+    sensitivity.add_argument("--bootstrap", type=_positive_int, default=500, help="bootstrap replicates (default: 500)")
+    sensitivity.add_argument("--seed", type=_seed, default=DEFAULT_SEED, help="seed of sample A (default: 1)")
+    sensitivity.add_argument("--out", type=Path, required=True, help="result folder for sobol.csv and convergence.csv")
+    sensitivity.add_argument("--force", action="store_true", help="replace a result already in --out")
+
     ratios = commands.add_parser("export-ratios", help="export ratios of an input-output table as CSV")
     ratios.add_argument("--table", default=None, help="table name (default: the 2005 188-sector table)")
     ratios.add_argument("--inverse", choices=("plain", "domestic"), help="Leontief form (default: both)")
@@ -136,6 +152,42 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sensitivity(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from uncertainty.data import load_data
+    from uncertainty.report import atomic_folder
+    from uncertainty.sobol import GroupedSobol, sobol_table, top_groups_stable
+    from uncertainty.spec import load_models
+    from uncertainty.validate import check_models_against_data
+
+    model_dir = args.models or PROJECT_ROOT / "models" / args.boundary
+    models = load_models(model_dir)
+    if args.metals:
+        try:
+            models = models.select(args.metals)
+        except ValueError as exc:
+            raise InputError.single(str(model_dir), "--metals", str(exc)) from exc
+    data = load_data(args.data or [PROJECT_ROOT / "data"], args.boundary)
+    check_models_against_data(models, data)
+
+    design = GroupedSobol(models, data, n=args.n, seed=args.seed)
+    results, stability = [], []
+    sizes = sorted({max(2, args.n // 4), max(2, args.n // 2), args.n})
+    for model in models.metals:
+        logger.info("Sobol design for %s", model.metal)
+        design.evaluate(model.metal)
+        per_size = [design.indices(model.metal, n=size, n_bootstrap=args.bootstrap) for size in sizes]
+        results.extend(per_size)
+        stability.append({"metal": model.metal, "sizes": ";".join(map(str, sizes)),
+                          "top3_stable": top_groups_stable(per_size, 3)})
+    with atomic_folder(args.out, args.force, marker="sobol.csv") as staging:
+        sobol_table(results).to_csv(staging / "sobol.csv", index=False, float_format="%.4g")
+        pd.DataFrame(stability).to_csv(staging / "convergence.csv", index=False)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _export_ratios(args: argparse.Namespace) -> int:
     from uncertainty import io_tables
 
@@ -155,7 +207,12 @@ def _export_ratios(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "report": _report, "export-ratios": _export_ratios}
+COMMANDS = {
+    "run": _run,
+    "report": _report,
+    "sensitivity": _sensitivity,
+    "export-ratios": _export_ratios,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,18 +49,18 @@ class OutputExistsError(FileExistsError):
 
 
 @contextmanager
-def atomic_folder(target: Path, force: bool) -> Iterator[Path]:
+def atomic_folder(target: Path, force: bool, marker: str = RESULT_MARKER) -> Iterator[Path]:
     """Yield a temporary folder that replaces ``target`` when the block succeeds.
 
     Raises
     ------
     OutputExistsError
-        If ``target`` already holds a result and ``force`` is false.
+        If ``target`` already holds a result (a file ``marker``) and ``force`` is false.
     """
     target = Path(target)
-    if (target / RESULT_MARKER).exists() and not force:
+    if (target / marker).exists() and not force:
         raise OutputExistsError(
-            f"{target} already holds a result ({RESULT_MARKER}); choose another --out "
+            f"{target} already holds a result ({marker}); choose another --out "
             "folder or pass --force to replace it"
         )
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import xarray as xr
@@ -58,13 +58,25 @@ def block_streams(seed: int, metal: str, block: int) -> Streams:
 
 
 def simulate_metal_blocks(
-    model: MetalModel, inputs: MetalInputs, n_draws: int, seed: int
+    model: MetalModel,
+    inputs: MetalInputs,
+    n_draws: int,
+    seed: int,
+    streams_for_block: Callable[[int], Streams] | None = None,
 ) -> MetalDraws:
-    """Draw one metal block by block and join the blocks, keeping ``n_draws`` draws."""
+    """Draw one metal block by block and join the blocks, keeping ``n_draws`` draws.
+
+    ``streams_for_block`` maps a block index to its random streams; by
+    default they come from :func:`block_streams` with ``seed``.
+    """
+    if streams_for_block is None:
+        def streams_for_block(block: int) -> Streams:
+            return block_streams(seed, model.metal, block)
+
     n_blocks = -(-n_draws // BLOCK_SIZE)
     cache: dict = {}
     blocks = [
-        simulate_metal(model, inputs, BLOCK_SIZE, block_streams(seed, model.metal, block), cache)
+        simulate_metal(model, inputs, BLOCK_SIZE, streams_for_block(block), cache)
         for block in range(n_blocks)
     ]
     joined = MetalDraws(
