@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     ratios.add_argument("--inverse", choices=("plain", "domestic"), help="Leontief form (default: both)")
     ratios.add_argument("--data", type=Path, help="data folder (default: the shipped data/)")
     ratios.add_argument("--out", type=Path, help="CSV file to write (default: standard output)")
+
+    compare = commands.add_parser("compare", help="compare a run with published estimates")
+    compare.add_argument("folder", type=Path, help="result folder written by 'urbanmine run'")
+    compare.add_argument(
+        "--update",
+        help="comma-separated reference ids to update the draws on by importance sampling (default: none)",
+    )
+    compare.add_argument("--data", type=Path, help="data folder with reference/ (default: the shipped data/)")
+    compare.add_argument("--out", type=Path, help="folder for the comparison (default: FOLDER/agreement)")
     return parser
 
 
@@ -207,11 +216,29 @@ def _export_ratios(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from uncertainty.agreement import write_comparison
+    from uncertainty.report import open_result
+
+    update_ids = [part.strip() for part in (args.update or "").split(",") if part.strip()]
+    dataset = open_result(args.folder)
+    out = args.out or args.folder / "agreement"
+    result = write_comparison(dataset, args.data or PROJECT_ROOT / "data", out, update_ids)
+    columns = ["metal", "median", "eti95_lower", "eti95_upper", "significant_figures", "nims_stock", "nims_inside"]
+    print(result.verdict[columns].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if not result.updates.empty:
+        print()
+        print(result.updates.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(f"\nwrote {out}")
+    return 0
+
+
 COMMANDS = {
     "run": _run,
     "report": _report,
     "sensitivity": _sensitivity,
     "export-ratios": _export_ratios,
+    "compare": _compare,
 }
 
 
