@@ -172,15 +172,16 @@ def simulate_share_flow(
         tonnes[:, gross] *= grade[:, None]
     anchor_shares = tonnes / proxy[:, index]
 
-    # A share of world production lies in (0, 1), so it walks on the logit
-    # scale; a share of another flow can exceed 1 and walks on the log scale.
-    bounded = flow.proxy == WORLD_PRODUCTION
+    # A share of world production lies in (0, 1), so by default it walks on
+    # the logit scale; a share of another flow can exceed 1 and by default
+    # walks on the log scale.
+    bounded = flow.share_scale == "logit"
     if bounded:
         keep = np.all(anchor_shares < 1.0, axis=0)
         for anchor in (a for a, kept in zip(usable, keep) if not kept):
             draws.notes.append(
                 f"{flow.name}: observation of {years[anchor.year_index]} dropped, "
-                "because it exceeds world production"
+                "because its share of the proxy is not below 1"
             )
         usable = [a for a, kept in zip(usable, keep) if kept]
         index, anchor_shares = index[keep], anchor_shares[:, keep]

@@ -100,7 +100,11 @@ def prepare_inputs(model: MetalModel, data: InputData, boundary: Boundary) -> Me
     """Place one metal's world production, observations and sector ratios on the year grid."""
     years = np.arange(boundary.first_year, boundary.last_year + 1)
 
-    world = data.world[(data.world["metal"] == model.metal) & (data.world["period"] == "CY")]
+    world = data.world[
+        (data.world["metal"] == model.metal)
+        & (data.world["period"] == "CY")
+        & (data.world["basis"] == model.world_basis)
+    ]
     world_by_year = world.groupby("year")["tonnes"].mean()
     world_production = world_by_year.reindex(years).to_numpy(dtype=float)
 

@@ -39,7 +39,9 @@ BOUNDARY_KEYS = {
     "reporting_error",
 }
 REPORTING_ERROR_KEYS = {*CONFIDENCE_LEVELS, "period_shift", "rationale"}
-METAL_KEYS = {"metal", "name", "note", "comparison_key", "extrapolation", "flows"}
+METAL_KEYS = {"metal", "name", "note", "comparison_key", "world_basis", "extrapolation", "flows"}
+WORLD_BASES = ("metal_content", "gross_weight")
+SHARE_SCALES = ("logit", "log")
 EXTRAPOLATION_KEYS = {"rule", "before", "factor", "rationale"}
 FLOW_KEYS = {
     "share": {
@@ -53,6 +55,7 @@ FLOW_KEYS = {
         "share_prior",
         "grade",
         "reporting_error",
+        "share_scale",
         "note",
     },
     "product_export": {
@@ -144,6 +147,7 @@ class ShareFlow:
     grade: Distribution | None
     reporting_error: float | None
     note: str
+    share_scale: str = "logit"
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,7 @@ class MetalModel:
     name: str
     note: str
     comparison_key: str
+    world_basis: str
     extrapolation: Extrapolation
     flows: tuple[Flow, ...]
     path: Path
@@ -455,13 +460,18 @@ def _read_share_flow(table: dict, prefix: str, check: _Collector) -> ShareFlow |
         if reporting_error is not None and reporting_error < 0:
             check.add(f"{prefix}reporting_error", "a log-scale sd >= 0", repr(reporting_error))
     note = table.get("note", "")
+    default_scale = "logit" if proxy == WORLD_PRODUCTION else "log"
+    share_scale = table.get("share_scale", default_scale)
+    if share_scale not in SHARE_SCALES:
+        check.add(f"{prefix}share_scale", f"one of {', '.join(SHARE_SCALES)}", repr(share_scale))
+        return None
     if None in (anchors, walk_step, walk_rationale, prior) or not isinstance(proxy, str):
         return None
     if "grade" in table and grade is None:
         return None
     return ShareFlow(
         table["name"], table["sign"], tuple(anchors), proxy, walk_step, walk_rationale,
-        prior, grade, reporting_error, str(note),
+        prior, grade, reporting_error, str(note), share_scale,
     )
 
 
@@ -567,8 +577,13 @@ def _read_metal(path: Path, problems: list[Problem]) -> MetalModel | None:
     if not isinstance(comparison_key, str):
         check.add("comparison_key", "a metal key of the published table", repr(comparison_key))
         return None
+    world_basis = table.get("world_basis", "metal_content")
+    if world_basis not in WORLD_BASES:
+        check.add("world_basis", f"one of {', '.join(WORLD_BASES)}", repr(world_basis))
+        return None
     return MetalModel(
-        metal, name, str(table.get("note", "")), comparison_key, extrapolation, tuple(flows), path
+        metal, name, str(table.get("note", "")), comparison_key, world_basis, extrapolation,
+        tuple(flows), path,
     )
 
 

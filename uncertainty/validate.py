@@ -33,10 +33,15 @@ def check_models_against_data(models: ModelSet, data: InputData) -> None:
 
     for model in models.metals:
         path = str(model.path)
-        world = data.world[data.world["metal"] == model.metal]
+        world = data.world[(data.world["metal"] == model.metal) & (data.world["basis"] == model.world_basis)]
         if world.empty:
             problems.append(
-                Problem(path, "metal", "a metal with world production in the data", f"{model.metal!r} has none")
+                Problem(
+                    path,
+                    "metal",
+                    f"a metal with world production on the {model.world_basis} basis in the data",
+                    f"{model.metal!r} has none",
+                )
             )
             continue
         reference_rows = world[world["year"] == boundary.reference_year]
