@@ -112,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--data", type=Path, help="data folder with reference/ (default: the shipped data/)")
     compare.add_argument("--out", type=Path, help="folder for the comparison (default: FOLDER/agreement)")
+
+    imports = commands.add_parser("import", help="convert trade downloads into observation files")
+    import_sources = imports.add_subparsers(dest="import_source", required=True)
+    comtrade = import_sources.add_parser("comtrade", help="import UN Comtrade CSV downloads (API column names)")
+    comtrade.add_argument("files", type=Path, nargs="+", metavar="FILE", help="Comtrade CSV download")
+    comtrade.add_argument("--out", type=Path, required=True, help="data folder to write; pass it to 'urbanmine run --data'")
+    comtrade.add_argument(
+        "--boundary",
+        help="subfolder of --out for the observations (default: the reporter's ISO3 code in lower case, "
+        "e.g. usa; use jp for Japan's shipped boundary)",
+    )
+    comtrade.add_argument("--hs-table", type=Path, help="HS code table (default: the shipped data/hs_codes.csv)")
     return parser
 
 
@@ -233,12 +245,23 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from uncertainty import comtrade
+
+    result = comtrade.import_files(args.files, args.hs_table or comtrade.DEFAULT_HS_TABLE)
+    print(comtrade.format_summary(result))
+    for path in comtrade.write_import(result, args.out, args.boundary):
+        print(f"wrote {path}")
+    return 0
+
+
 COMMANDS = {
     "run": _run,
     "report": _report,
     "sensitivity": _sensitivity,
     "export-ratios": _export_ratios,
     "compare": _compare,
+    "import": _import,
 }
 
 

@@ -35,6 +35,7 @@ SERIES = frozenset(
         "smelter_production",
         "crude_steel_production",
         "ore_import",
+        "ore_export",
         "refined_import",
         "scrap_import",
         "refined_export",
