@@ -366,6 +366,24 @@ def test_agreement_rows_and_statuses(invented_run, tmp_path):
     assert net["eti95_lower"] < 130 < net["eti95_upper"]
 
 
+def test_net_import_without_world_production_is_skipped(invented_run):
+    import xarray as xr
+
+    from uncertainty.agreement import quantity_draws
+
+    run, _ = invented_run
+    dataset = xr.open_dataset(run / "stocks.nc").load()
+    dataset["world_production"].loc[{"metal": "Xa", "year": 1975}] = np.nan
+    reference = Reference(
+        id="n", metal="Xa", quantity="net_import", year=1975, period="CY", tonnes=100.0, basis="test",
+        conversion_text="1", conversion=None, factor=1.0, error_sd_log=0.1, source="test", citation="", note="",
+    )
+    draws, year, status = quantity_draws(dataset, reference)
+    assert draws is None
+    assert year == 1975
+    assert status.startswith("no world production in 1975")
+
+
 def test_verdict_and_reserves(invented_run, tmp_path):
     run, data = invented_run
     out = tmp_path / "agreement"

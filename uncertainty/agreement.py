@@ -320,6 +320,11 @@ def quantity_draws(dataset: xr.Dataset, reference: Reference) -> tuple[np.ndarra
     if year not in years:
         return None, year, f"year outside run ({years[0]}-{years[-1]})"
 
+    # A year without world production has no modelled flows: the run counts them as zero.
+    if reference.quantity == "net_import" and "world_production" in dataset:
+        if np.isnan(dataset["world_production"].sel(metal=metal, year=year).item()):
+            return None, year, f"no world production in {year}: the run's flows of that year are not modelled"
+
     increment = dataset["increment"].sel(metal=metal)
     next_year = year + 1 if year + 1 in years else year
     if reference.quantity == "stock":
@@ -807,6 +812,9 @@ def write_comparison(
                 continue
             increment = dataset["increment"].sel(metal=symbol)
             quantiles = increment.quantile([0.025, 0.25, 0.5, 0.75, 0.975], dim="draw").values
+            # Years without world production have no modelled flows, so they are left blank.
+            unmodelled = np.isnan(dataset["world_production"].sel(metal=symbol).values)
+            quantiles[:, unmodelled] = np.nan
             bands = {"median": quantiles[2], "eti50": quantiles[[1, 3]], "eti95": quantiles[[0, 4]]}
             first_year = min(int(rows["year"].min()), year) - 15
             figure = net_import_plot(dataset["year"].values, bands, rows, metal, first_year)

@@ -57,6 +57,8 @@ def forest_plot(verdict: pd.DataFrame, year: int) -> plt.Figure:
                 linewidth=2.5,
             )
             axes.plot([row.posterior_median], [position - 0.25], "o", color="tab:green", markersize=4)
+            if row.posterior_eti95_lower <= 0:
+                axes.plot([clip], [position - 0.25], "<", color="tab:green", markersize=6)
         labels.append(label)
 
     axes.set_xscale("log")
