@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import make_data, observation_rows, write_models
-from uncertainty.engine import cumulative_stock, increments
-from uncertainty.simulate import observed_share, simulate
+from uncertainty.engine import cumulative_stock, metal_increment
+from uncertainty.simulate import observed_share, prepare_inputs, simulate, simulate_metal_blocks
 from uncertainty.spec import load_models
 
 WALK_MODEL = """
@@ -48,6 +48,12 @@ WALK_MODEL = """
 """
 
 
+def metal_draws(models, data, n_draws, seed):
+    """Draw the first metal of ``models`` in float64, as the kernel returns it."""
+    model = models.metals[0]
+    return simulate_metal_blocks(model, prepare_inputs(model, data, models.boundary), n_draws, seed)
+
+
 def world_rows(years, values):
     return [{**row, "region": "WLD"} for row in observation_rows("Xa", "world_production", years, values)]
 
@@ -67,11 +73,15 @@ def test_stock_difference_equals_net_inflow(tmp_path):
     models, data, _, _ = walk_case(tmp_path)
     result = simulate(models, data, n_draws=300, seed=3)
     stock = result["stock"].sel(metal="Xa").values
+    increment = result["increment"].sel(metal="Xa").values
+    np.testing.assert_allclose(np.diff(stock, axis=1), increment[:, 1:], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(stock[:, 0], increment[:, 0], rtol=1e-12, atol=1e-9)
+
+    # Flows are stored in float32, so the signed sum matches to float32 precision.
     signs = result["sign"].sel(metal="Xa").values
-    flows = result["flows"].sel(metal="Xa").fillna(0.0).values
+    flows = result["flows"].sel(metal="Xa").fillna(0.0).values.astype(float)
     net = np.einsum("f,dfy->dy", signs, flows)
-    np.testing.assert_allclose(np.diff(stock, axis=1), net[:, 1:], rtol=1e-12, atol=1e-9)
-    np.testing.assert_allclose(stock[:, 0], net[:, 0], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(net, increment, rtol=1e-6, atol=1e-6 * np.abs(flows).max())
 
 
 def test_noise_free_observations_give_hand_stock(fully_observed):
@@ -116,8 +126,8 @@ def test_same_seed_same_arrays(tmp_path):
 def test_constant_share_rule_is_proportional(tmp_path):
     factor = 'factor = { family = "lognorm", s = 0.3, scale = 1.0, rationale = "test" }'
     models, data, years, world = walk_case(tmp_path, "constant_share", factor)
-    result = simulate(models, data, n_draws=200, seed=9)
-    imports = result["flows"].sel(metal="Xa", flow="import").values
+    draws = metal_draws(models, data, 200, seed=9)
+    imports = draws.flows["import"]
     share = imports / world
     early = years < 1976
     # Before 1976 each draw's flow is a fixed share of world production.
@@ -126,14 +136,13 @@ def test_constant_share_rule_is_proportional(tmp_path):
     # The extrapolation factor scales the odds of the early share against 1976.
     odds = share / (1.0 - share)
     ratio = odds[:, early][:, 0] / odds[:, years == 1976][:, 0]
-    factor_draws = result["input_value"].sel(input="Xa:import.extrapolation_factor").values
+    factor_draws = draws.inputs["import.extrapolation_factor"]
     np.testing.assert_allclose(ratio, factor_draws, rtol=1e-10)
 
 
 def test_share_passes_through_anchors_and_spreads(tmp_path):
     models, data, years, world = walk_case(tmp_path)
-    result = simulate(models, data, n_draws=4000, seed=11)
-    imports = result["flows"].sel(metal="Xa", flow="import").values
+    imports = metal_draws(models, data, 4000, seed=11).flows["import"]
     assert np.all(imports < world)
     # A share of world production walks on the logit scale, so it stays below 1.
     logit_share = np.log(imports / (world - imports))
@@ -156,17 +165,23 @@ def test_product_export_is_demand_times_factor(tmp_path):
         observation_rows("Xa", "domestic_demand", years, np.full(years.size, 50.0)),
         ratios={"S1": 0.4},
     )
-    result = simulate(models, data, n_draws=100, seed=2)
-    exported = result["flows"].sel(metal="Xa", flow="product_export").values
-    mapped = result["input_value"].sel(input="Xa:product_export.mapped_share").values
+    draws = metal_draws(models, data, 100, seed=2)
+    exported = draws.flows["product_export"]
+    mapped = draws.inputs["product_export.mapped_share"]
     np.testing.assert_allclose(exported, 50.0 * 0.4 * mapped[:, None] * np.ones(years.size), rtol=1e-6)
 
 
-def test_increments_and_cumsum_kernels():
-    signs = np.array([[1, -1, 0]])
-    flows = np.arange(2 * 1 * 3 * 4, dtype=float).reshape(2, 1, 3, 4)
-    increment = increments(signs, flows)
-    np.testing.assert_array_equal(increment, flows[:, :, 0] - flows[:, :, 1])
+def test_increment_and_cumsum_kernels(tmp_path):
+    models, _, _, _ = walk_case(tmp_path)
+    model = models.metals[0]
+    flows = {
+        "import": np.full((2, 4), 10.0),
+        "demand": np.full((2, 4), 99.0),
+        "product_export": np.arange(8.0).reshape(2, 4),
+    }
+    increment = metal_increment(model, flows)
+    # The auxiliary demand (sign 0) does not count.
+    np.testing.assert_array_equal(increment, 10.0 - flows["product_export"])
     np.testing.assert_array_equal(cumulative_stock(increment)[..., -1], increment.sum(axis=-1))
 
 

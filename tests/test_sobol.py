@@ -60,10 +60,11 @@ def test_additive_grades_match_analytic_indices(tmp_path):
     groups = design.evaluate("Xa")
     result = design.indices("Xa", n_bootstrap=200)
     table = dict(zip(groups, zip(result.first, result.total)))
-    # Monte Carlo error of both estimators at n = 4096 is about 0.02 here.
-    assert table["ore_a.grade"][0] == pytest.approx(0.8, abs=0.05)
-    assert table["ore_a.grade"][1] == pytest.approx(0.8, abs=0.05)
-    assert table["ore_b.grade"][1] == pytest.approx(0.2, abs=0.05)
+    # Over eight seeds at n = 4096 the sd of the first-order estimate was 0.023
+    # and of the total-order estimate 0.011; the tolerances are about 3.5 sd.
+    assert table["ore_a.grade"][0] == pytest.approx(0.8, abs=0.08)
+    assert table["ore_a.grade"][1] == pytest.approx(0.8, abs=0.04)
+    assert table["ore_b.grade"][1] == pytest.approx(0.2, abs=0.04)
     # Noise-free anchors every year leave the walks no influence at all.
     assert table["ore_a.walk"][1] == pytest.approx(0.0, abs=1e-12)
     lower, upper = result.total_interval[groups.index("ore_a.grade")]

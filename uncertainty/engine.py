@@ -325,21 +325,24 @@ def net_direct_inflow(model: MetalModel, flows: dict[str, np.ndarray]) -> np.nda
     return np.asarray(total)
 
 
-def increments(signs: np.ndarray, flows: np.ndarray) -> np.ndarray:
-    """Return the yearly stock increment from signed flows.
+def metal_increment(model: MetalModel, flows: dict[str, np.ndarray]) -> np.ndarray:
+    """Return the yearly stock increment of one metal, the signed sum of its flows.
 
     Parameters
     ----------
-    signs : ndarray, shape (n_metals, n_flows)
-        +1 for inflows, -1 for outflows, 0 for auxiliary series.
-    flows : ndarray, shape (n_draws, n_metals, n_flows, n_years)
-        Unsigned flows in tonnes per year; no NaN.
+    model : MetalModel
+        Gives each flow's sign: +1 inflow, -1 outflow, 0 auxiliary series.
+    flows : dict of str to ndarray, shape (n_draws, n_years)
+        Unsigned flows in tonnes per year, as drawn by :func:`simulate_metal`.
 
     Returns
     -------
-    ndarray, shape (n_draws, n_metals, n_years), tonnes per year
+    ndarray, shape (n_draws, n_years), tonnes per year
     """
-    return np.einsum("mf,dmfy->dmy", signs.astype(float), flows)
+    counted = [flow.sign * flows[flow.name] for flow in model.flows if flow.sign != 0]
+    if not counted:
+        return np.zeros_like(next(iter(flows.values())))
+    return np.sum(counted, axis=0)
 
 
 def cumulative_stock(increment: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from uncertainty.engine import (
     MetalInputs,
     Streams,
     cumulative_stock,
-    increments,
+    metal_increment,
     simulate_metal,
 )
 from uncertainty.spec import (
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 #: metal and the block index only; so the draws do not depend on how many are
 #: requested or on how the work is split, and the first N draws of a larger
 #: run equal a run of N draws.
-BLOCK_SIZE = 256
+BLOCK_SIZE = 1024
 
 
 def block_streams(seed: int, metal: str, block: int) -> Streams:
@@ -186,7 +186,10 @@ def simulate(
     metals = [model.metal for model in models.metals]
     flow_names = _flow_names(models.metals)
 
-    flow_values = np.full((n_draws, len(metals), len(flow_names), years.size), np.nan)
+    # Flows are kept in float32 (seven significant digits, far below any flow's
+    # spread), which halves the largest array; sums are taken in float64.
+    flow_values = np.full((n_draws, len(metals), len(flow_names), years.size), np.nan, dtype=np.float32)
+    increment = np.zeros((n_draws, len(metals), years.size))
     signs = np.zeros((len(metals), len(flow_names)), dtype=int)
     observed = np.zeros((len(metals), len(flow_names), years.size), dtype=bool)
     kinds = np.full((len(metals), len(flow_names)), "", dtype=object)
@@ -200,6 +203,7 @@ def simulate(
         inputs = prepare_inputs(model, data, boundary)
         draws = simulate_metal_blocks(model, inputs, n_draws, seed)
         world[position] = inputs.world_production
+        increment[:, position] = metal_increment(model, draws.flows)
         for flow in model.flows:
             column = flow_names.index(flow.name)
             flow_values[:, position, column] = draws.flows[flow.name]
@@ -215,8 +219,6 @@ def simulate(
         notes.append("\n".join(draws.notes))
         logger.info("simulated %s: %d flows, %d notes", model.metal, len(model.flows), len(draws.notes))
 
-    counted = np.nan_to_num(flow_values)
-    increment = increments(signs, counted)
     stock = cumulative_stock(increment)
 
     dataset = xr.Dataset(

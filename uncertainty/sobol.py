@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from uncertainty.data import InputData
-from uncertainty.engine import MetalDraws, Streams, simulate_metal
+from uncertainty.engine import MetalDraws, Streams, metal_increment, simulate_metal
 from uncertainty.simulate import block_streams, prepare_inputs, simulate_metal_blocks
 from uncertainty.spec import MetalModel, ModelSet
 
@@ -67,12 +67,7 @@ def _mixed_streams(seed_a: int, seed_b: int, metal: str, swapped: str | None):
 
 def reference_stock(model: MetalModel, draws: MetalDraws, years: np.ndarray, year: int) -> np.ndarray:
     """Return the stock at the end of ``year`` for each draw (t), from a metal's flows."""
-    upto = years <= year
-    total = 0.0
-    for flow in model.flows:
-        if flow.sign:
-            total = total + flow.sign * draws.flows[flow.name][:, upto].sum(axis=1)
-    return np.asarray(total)
+    return metal_increment(model, draws.flows)[:, years <= year].sum(axis=1)
 
 
 def first_order(f_a: np.ndarray, f_b: np.ndarray, f_ab: np.ndarray, variance: np.ndarray) -> np.ndarray:
@@ -159,13 +154,18 @@ class GroupedSobol:
         """
         groups, f_a, f_b, f_ab = self._outputs[metal]
         n = self.n if n is None else n
-        f_a, f_b, f_ab = f_a[:n], f_b[:n], f_ab[:, :n]
+
+        # Centring on the pooled mean leaves the estimators' expectations
+        # unchanged but removes the term mean * (f_AB - f_A) from the
+        # first-order sum, whose variance dominates when the mean is large.
+        centre = np.mean(np.concatenate([f_a[:n], f_b[:n]]))
+        f_a, f_b, f_ab = f_a[:n] - centre, f_b[:n] - centre, f_ab[:, :n] - centre
         rng = np.random.default_rng(self.seed) if rng is None else rng
 
         variance = _pooled_variance(f_a, f_b)
 
         # Equal outputs give a variance of rounding size only (about 1e-25 t^2).
-        scale = np.abs(np.concatenate([f_a, f_b])).max()
+        scale = max(abs(centre), np.abs(np.concatenate([f_a, f_b])).max())
         if not variance > (1e-12 * scale) ** 2:
             warnings.warn(
                 f"{metal}: the stock has zero variance over {n} draws, so Sobol indices are undefined",
