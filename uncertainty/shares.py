@@ -144,5 +144,5 @@ def _square_root(covariance: np.ndarray) -> np.ndarray:
     posterior is singular where anchors are noise-free; eigenvalues below zero
     by rounding are set to zero.
     """
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    eigenvalues, eigenvectors = scipy.linalg.eigh(covariance, driver="evd")
     return eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))

@@ -143,7 +143,7 @@ def _flow_names(models: Iterable[MetalModel]) -> list[str]:
     return names
 
 
-def _is_prior_only(model: MetalModel, draws: MetalDraws) -> bool:
+def is_prior_only(model: MetalModel, draws: MetalDraws) -> bool:
     """Tell whether no flow of the metal has a single observation."""
     return not any(mask.any() for mask in draws.observed.values())
 
@@ -215,7 +215,7 @@ def simulate(
         for name, values in draws.inputs.items():
             input_columns[f"{model.metal}:{name}"] = values
             input_metals.append(model.metal)
-        prior_only[position] = _is_prior_only(model, draws)
+        prior_only[position] = is_prior_only(model, draws)
         notes.append("\n".join(draws.notes))
         logger.info("simulated %s: %d flows, %d notes", model.metal, len(model.flows), len(draws.notes))
 

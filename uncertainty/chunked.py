@@ -1,0 +1,328 @@
+"""Large runs in bounded memory: draws in chunks, summaries without every draw.
+
+A run of 10^6 draws cannot keep every flow of every draw (about 190 GB for
+20 metals, 17 flows and 120 years). This module runs the draws in chunks and
+keeps, per metal:
+
+- the stock of the reference year for every draw, so its intervals are exact;
+- the observed share of every draw (see :func:`uncertainty.simulate.observed_share`);
+- the mean and the share of negative draws of every year's stock, exactly;
+- a histogram of every year's stock, from which quantiles of the other years
+  are read. The bins are fixed by the first chunk (``pilot``): equal widths
+  in ``asinh(stock / scale)``, with ``scale`` the pilot's median absolute
+  stock, spanning the pilot's range widened by ``MARGIN`` on each side, plus
+  two overflow bins. A quantile is interpolated linearly inside its bin, so
+  its error is below one bin width; quantiles that fall in an overflow bin
+  are NaN with a warning. ``tests/test_chunked.py`` measures the error
+  against exact quantiles.
+
+Chunks are independent tasks. They run one after the other, on dask's local
+threaded scheduler, or on a ``dask.distributed`` cluster when a scheduler
+address is given. Every chunk is a whole number of blocks
+(:data:`uncertainty.simulate.BLOCK_SIZE`), so the draws are the same bits
+whatever the chunk size or the number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from uncertainty.data import InputData
+from uncertainty.engine import MetalInputs, cumulative_stock, metal_increment, simulate_metal
+from uncertainty.simulate import BLOCK_SIZE, block_streams, prepare_inputs
+from uncertainty.spec import Boundary, MetalModel, ModelSet
+
+logger = logging.getLogger(__name__)
+
+#: Probabilities of the quantiles read from the histograms.
+QUANTILES = (0.025, 0.05, 0.25, 0.5, 0.75, 0.95, 0.975)
+#: Number of regular bins per metal and year.
+N_BINS = 2048
+#: Widening of the pilot range on each side, as a fraction of its width in asinh units.
+MARGIN = 0.5
+
+
+class HistogramOverflowWarning(RuntimeWarning):
+    """A quantile fell outside the histogram range fixed by the pilot chunk."""
+
+
+@dataclass
+class ChunkSummary:
+    """What one chunk of draws leaves behind, for every metal.
+
+    Attributes
+    ----------
+    start : int
+        Index of the chunk's first draw.
+    reference_stock : ndarray, shape (n_chunk, n_metals)
+        Stock at the end of the reference year, t.
+    observed_share : ndarray, shape (n_chunk, n_metals)
+        Share of gross flows up to the reference year in observed years.
+    stock_sum : ndarray, shape (n_metals, n_years)
+        Sum of the stock over the chunk's draws, t.
+    negative : ndarray of int, shape (n_metals, n_years)
+        Number of draws with a negative stock.
+    counts : ndarray of int, shape (n_metals, n_years, N_BINS + 2)
+        Histogram counts; the first and last bins count under- and overflow.
+    """
+
+    start: int
+    reference_stock: np.ndarray
+    observed_share: np.ndarray
+    stock_sum: np.ndarray
+    negative: np.ndarray
+    counts: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class PreparedMetal:
+    """A metal's model, its inputs on the year grid and its conditioned walks.
+
+    The walks depend on the model and the data only, so they are computed
+    once per run and shipped to every chunk.
+    """
+
+    model: MetalModel
+    inputs: MetalInputs
+    walks: dict
+
+
+def prepare_metals(models: ModelSet, data: InputData, seed: int) -> list[PreparedMetal]:
+    """Place every metal's data on the grid and condition its walks once."""
+    prepared = []
+    for model in models.metals:
+        inputs = prepare_inputs(model, data, models.boundary)
+        walks: dict = {}
+        simulate_metal(model, inputs, 1, block_streams(seed, model.metal, 0), walks)
+        prepared.append(PreparedMetal(model, inputs, walks))
+    return prepared
+
+
+def _chunk_stocks(prepared: list[PreparedMetal], reference_year: int, start: int, stop: int, seed: int):
+    """Yield (metal index, stock, observed share) for draws ``start`` to ``stop``, block by block."""
+    for position, metal in enumerate(prepared):
+        model, inputs = metal.model, metal.inputs
+        upto = inputs.years <= reference_year
+        cache = dict(metal.walks)
+        stocks, shares = [], []
+        for block in range(start // BLOCK_SIZE, -(-stop // BLOCK_SIZE)):
+            draws = simulate_metal(model, inputs, BLOCK_SIZE, block_streams(seed, model.metal, block), cache)
+            stocks.append(cumulative_stock(metal_increment(model, draws.flows)))
+
+            # Observed share: gross in- and outflows in observed years over all of them.
+            gross = sum(np.abs(draws.flows[f.name][:, upto]) for f in model.flows if f.sign)
+            on_observed = sum(
+                np.abs(draws.flows[f.name][:, upto]) * draws.observed[f.name][upto]
+                for f in model.flows
+                if f.sign
+            )
+            total = np.sum(gross, axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                shares.append(np.where(total > 0, np.sum(on_observed, axis=1) / total, np.nan))
+        offset = start - (start // BLOCK_SIZE) * BLOCK_SIZE
+        stock = np.concatenate(stocks)[offset : offset + stop - start]
+        share = np.concatenate(shares)[offset : offset + stop - start]
+        yield position, stock, share
+
+
+def summarize_chunk(
+    prepared: list[PreparedMetal],
+    boundary: Boundary,
+    start: int,
+    stop: int,
+    seed: int,
+    edges: np.ndarray | None,
+    scales: np.ndarray | None,
+) -> ChunkSummary:
+    """Draw ``start`` to ``stop`` and reduce them to a :class:`ChunkSummary`.
+
+    ``edges`` (shape (n_metals, n_years, N_BINS + 1), asinh units) and
+    ``scales`` (shape (n_metals, n_years), t) fix the histogram; with None
+    no histogram is counted (the pilot chunk counts after the bins are set).
+    """
+    years = np.arange(boundary.first_year, boundary.last_year + 1)
+    reference_index = int(np.searchsorted(years, boundary.reference_year))
+    n_metals, n_chunk = len(prepared), stop - start
+    summary = ChunkSummary(
+        start=start,
+        reference_stock=np.empty((n_chunk, n_metals)),
+        observed_share=np.empty((n_chunk, n_metals)),
+        stock_sum=np.empty((n_metals, years.size)),
+        negative=np.empty((n_metals, years.size), dtype=np.int64),
+        counts=None if edges is None else np.zeros((n_metals, years.size, N_BINS + 2), dtype=np.int64),
+    )
+    for position, stock, share in _chunk_stocks(prepared, boundary.reference_year, start, stop, seed):
+        summary.reference_stock[:, position] = stock[:, reference_index]
+        summary.observed_share[:, position] = share
+        summary.stock_sum[position] = stock.sum(axis=0)
+        summary.negative[position] = (stock < 0).sum(axis=0)
+        if edges is not None:
+            summary.counts[position] = _histogram(stock, edges[position], scales[position])
+    return summary
+
+
+def _histogram(stock: np.ndarray, edges: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Count draws per bin for every year; stock (n, n_years), edges (n_years, N_BINS + 1)."""
+    transformed = np.arcsinh(stock / scales)
+    counts = np.zeros((stock.shape[1], N_BINS + 2), dtype=np.int64)
+    for year in range(stock.shape[1]):
+        # searchsorted gives 0 below the first edge and N_BINS + 1 above the last.
+        index = np.searchsorted(edges[year], transformed[:, year], side="right")
+        counts[year] = np.bincount(index, minlength=N_BINS + 2)
+    return counts
+
+
+def histogram_bins(pilot_stock: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fix scales and bin edges per year from pilot draws of one metal, shape (n, n_years)."""
+    scales = np.median(np.abs(pilot_stock), axis=0)
+    scales = np.where(scales > 0, scales, 1.0)
+    transformed = np.arcsinh(pilot_stock / scales)
+    low, high = transformed.min(axis=0), transformed.max(axis=0)
+    width = np.maximum(high - low, 1e-9)
+    low, high = low - MARGIN * width, high + MARGIN * width
+    edges = np.linspace(low, high, N_BINS + 1, axis=-1)
+    return edges, scales
+
+
+def histogram_quantiles(counts: np.ndarray, edges: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Read :data:`QUANTILES` from histograms; counts (..., N_BINS + 2) → (..., n_quantiles), t."""
+    total = counts.sum(axis=-1, keepdims=True)
+    cumulative = np.cumsum(counts, axis=-1) / total
+    result = np.full((*counts.shape[:-1], len(QUANTILES)), np.nan)
+    overflow = False
+    for flat in np.ndindex(counts.shape[:-1]):
+        cdf = cumulative[flat]
+        for q_index, probability in enumerate(QUANTILES):
+            # Bin k (1..N_BINS) spans edges[k-1] to edges[k]; 0 and N_BINS + 1 overflow.
+            k = int(np.searchsorted(cdf, probability, side="left"))
+            if k == 0 or k == N_BINS + 1:
+                overflow = True
+                continue
+            below = cdf[k - 1]
+            inside = cdf[k] - below
+            fraction = (probability - below) / inside if inside > 0 else 0.5
+            value = edges[flat][k - 1] + fraction * (edges[flat][k] - edges[flat][k - 1])
+            result[flat + (q_index,)] = np.sinh(value) * scales[flat]
+    if overflow:
+        warnings.warn(
+            "some quantiles fell outside the histogram range fixed by the first chunk and are "
+            "NaN; run with a larger --chunk so that the first chunk spans the tails",
+            HistogramOverflowWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+def run_chunked(
+    models: ModelSet,
+    data: InputData,
+    n_draws: int,
+    seed: int,
+    chunk_draws: int,
+    scheduler: str | None = None,
+    use_dask: bool = False,
+) -> xr.Dataset:
+    """Run ``n_draws`` draws in chunks of ``chunk_draws`` and return their summaries.
+
+    Parameters
+    ----------
+    chunk_draws : int
+        Draws per chunk, a multiple of :data:`uncertainty.simulate.BLOCK_SIZE`.
+    scheduler : str or None
+        Address of a ``dask.distributed`` scheduler; the chunks run on its
+        workers. With None and ``use_dask`` the local threaded scheduler
+        runs them; with neither they run one after the other.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``reference_stock`` and ``observed_share`` (dims ``draw, metal``; t
+        and 1), ``stock_mean`` and ``negative_draw_fraction`` (``metal,
+        year``), ``stock_quantile`` (``metal, year, quantile``; t, read from
+        histograms), and per-metal ``prior_only``.
+    """
+    if chunk_draws % BLOCK_SIZE or chunk_draws < BLOCK_SIZE:
+        raise ValueError(
+            f"chunk_draws must be a positive multiple of {BLOCK_SIZE}, got {chunk_draws!r}"
+        )
+    boundary = models.boundary
+    years = np.arange(boundary.first_year, boundary.last_year + 1)
+    starts = list(range(0, n_draws, chunk_draws))
+
+    # The first chunk fixes the histogram bins of every metal and year.
+    prepared = prepare_metals(models, data, seed)
+    pilot_stop = min(chunk_draws, n_draws)
+    pilot = list(_chunk_stocks(prepared, boundary.reference_year, 0, pilot_stop, seed))
+    bins = [histogram_bins(stock) for _, stock, _ in pilot]
+    edges = np.stack([edge for edge, _ in bins])
+    scales = np.stack([scale for _, scale in bins])
+
+    tasks = [(start, min(start + chunk_draws, n_draws)) for start in starts]
+    summaries = _run_tasks(prepared, boundary, tasks, seed, edges, scales, scheduler, use_dask)
+    summaries.sort(key=lambda summary: summary.start)
+
+    reference_stock = np.concatenate([s.reference_stock for s in summaries])
+    observed = np.concatenate([s.observed_share for s in summaries])
+    stock_mean = sum(s.stock_sum for s in summaries) / n_draws
+    negative = sum(s.negative for s in summaries) / n_draws
+    counts = sum(s.counts for s in summaries)
+    quantiles = histogram_quantiles(counts, edges, scales)
+
+    prior_only = [
+        not any(np.any(walk_observed) for walk_observed in _observed_masks(metal))
+        for metal in prepared
+    ]
+
+    metals = [model.metal for model in models.metals]
+    return xr.Dataset(
+        {
+            "reference_stock": (("draw", "metal"), reference_stock, {"units": "t"}),
+            "observed_share": (("draw", "metal"), observed, {"units": "1"}),
+            "stock_mean": (("metal", "year"), stock_mean, {"units": "t"}),
+            "negative_draw_fraction": (("metal", "year"), negative, {"units": "1"}),
+            "stock_quantile": (("metal", "year", "quantile"), quantiles, {"units": "t"}),
+            "prior_only": (("metal",), np.array(prior_only)),
+        },
+        coords={"draw": np.arange(n_draws), "metal": metals, "year": years, "quantile": list(QUANTILES)},
+        attrs={
+            "reference_year": boundary.reference_year,
+            "seed": seed,
+            "n_draws": n_draws,
+            "chunk_draws": chunk_draws,
+            "histogram_bins": N_BINS,
+        },
+    )
+
+
+def _observed_masks(metal: PreparedMetal) -> list[np.ndarray]:
+    probe = simulate_metal(metal.model, metal.inputs, 1, block_streams(0, metal.model.metal, 0), dict(metal.walks))
+    return list(probe.observed.values())
+
+
+def _run_tasks(prepared, boundary, tasks, seed, edges, scales, scheduler, use_dask) -> list[ChunkSummary]:
+    """Run every chunk, locally, on dask threads, or on a dask.distributed cluster."""
+    if scheduler is None and not use_dask:
+        results = []
+        for start, stop in tasks:
+            logger.info("chunk of draws %d-%d", start, stop - 1)
+            results.append(summarize_chunk(prepared, boundary, start, stop, seed, edges, scales))
+        return results
+
+    import dask
+
+    delayed = [
+        dask.delayed(summarize_chunk)(prepared, boundary, start, stop, seed, edges, scales)
+        for start, stop in tasks
+    ]
+    if scheduler is None:
+        return list(dask.compute(*delayed, scheduler="threads"))
+
+    from distributed import Client
+
+    with Client(scheduler) as client:
+        return list(client.compute(delayed, sync=True))
