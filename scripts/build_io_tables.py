@@ -231,13 +231,17 @@ def read_national_table(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return sectors, intermediate
 
 
-def read_wiod_year(path: Path, year: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Read Japan's single-country view of one WIOD 2013 world table (millions USD).
+def read_wiod_year(
+    path: Path, year: int, country: str = WIOD_COUNTRY
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Read one country's single-country view of one WIOD 2013 world table (millions USD).
 
-    Returns the sector table, the intermediate matrix of domestic plus imported
-    goods, and the imported part of that matrix. Exports are Japanese rows' sales
-    to all other countries, intermediate and final. Imports of a product are the
-    sales of that product by all other countries into Japanese columns.
+    country is the WIOD country code (``JPN`` by default, ``USA`` for the United
+    States). Returns the sector table, the intermediate matrix of domestic plus
+    imported goods, and the imported part of that matrix. Exports are the
+    country's rows' sales to all other countries, intermediate and final. Imports
+    of a product are the sales of that product by all other countries into the
+    country's columns.
     """
     import rdata
 
@@ -258,22 +262,24 @@ def read_wiod_year(path: Path, year: int) -> tuple[pd.DataFrame, pd.DataFrame, p
     output_all = np.asarray(table["output"], dtype=float)
     # Rows and intermediate columns are country-major (country 1 industries c1..c35, ...).
     # Final-demand columns are country-major too, with 5 categories per country.
-    country_index = countries.index(WIOD_COUNTRY)
-    rows_jpn = slice(country_index * n, (country_index + 1) * n)
-    final_jpn = slice(country_index * k, (country_index + 1) * k)
+    if country not in countries:
+        raise ValueError(f"{path.name}: country {country!r} not found; WIOD 2013 countries are {countries}")
+    country_index = countries.index(country)
+    rows_country = slice(country_index * n, (country_index + 1) * n)
+    final_country = slice(country_index * k, (country_index + 1) * k)
     is_foreign_row = np.ones(inter.shape[0], dtype=bool)
-    is_foreign_row[rows_jpn] = False
+    is_foreign_row[rows_country] = False
 
-    domestic_block = inter[rows_jpn, rows_jpn]
+    domestic_block = inter[rows_country, rows_country]
     # Imported intermediates and final goods, summed over supplier countries per product.
-    foreign_inter = inter[is_foreign_row, rows_jpn].reshape(len(countries) - 1, n, n).sum(axis=0)
-    foreign_final = final[is_foreign_row, final_jpn].reshape(len(countries) - 1, n, k).sum(axis=(0, 2))
-    domestic_final = final[rows_jpn, final_jpn].sum(axis=1)
+    foreign_inter = inter[is_foreign_row, rows_country].reshape(len(countries) - 1, n, n).sum(axis=0)
+    foreign_final = final[is_foreign_row, final_country].reshape(len(countries) - 1, n, k).sum(axis=(0, 2))
+    domestic_final = final[rows_country, final_country].sum(axis=1)
 
-    exports = inter[rows_jpn].sum(axis=1) - domestic_block.sum(axis=1)
-    exports += final[rows_jpn].sum(axis=1) - domestic_final
+    exports = inter[rows_country].sum(axis=1) - domestic_block.sum(axis=1)
+    exports += final[rows_country].sum(axis=1) - domestic_final
     imports = foreign_inter.sum(axis=1) + foreign_final
-    output = output_all[rows_jpn]
+    output = output_all[rows_country]
 
     total_block = domestic_block + foreign_inter
     sectors = pd.DataFrame({

@@ -39,6 +39,8 @@ TABLE_UNITS = {
     "jp2005_188": "billion JPY",
     "jp2011_37": "billion JPY",
     "wiod2013_jpn": "million USD",
+    # United States block of the same WIOD release, shipped in data/us/io/.
+    "wiod2013_usa": "million USD",
 }
 TABLES = tuple(TABLE_UNITS)
 INVERSES = ("plain", "domestic")
@@ -441,3 +443,42 @@ def export_ratio_drift(data_dir: Path = DEFAULT_DATA_DIR) -> pd.DataFrame:
                "log_ratio_sd_between_years", "log_ratio_step_sd", "log_ratio_rms_from_2000", "log_inverse_difference",
                "log_inverse_difference_sd", "n_years", "jp2011_37", "jp_log_change_2005_2011", "note"]
     return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def industry_ratio_drift(table: str, data_dir: Path, reference_year: int = COMPARISON_YEAR) -> pd.DataFrame:
+    """Measure the drift of every industry's induced ratio in a table with several years.
+
+    Unlike ``export_ratio_drift``, which follows the published Japanese sectors
+    through a sector map, this works on the table's own sectors (the 35 WIOD
+    industries), so it serves any country's WIOD block. One row per sector: the
+    direct and induced ratios (plain and domestic form) in reference_year, the
+    statistics of ``log_ratio_statistics`` on the plain-form log induced ratio
+    over all years (``log_ratio_rms_from_2000`` is the deviation from
+    reference_year), and the mean and sd over years of the log ratio of domestic
+    to plain form.
+    """
+    ratios = ratios_from_table(load_table(table, data_dir))
+    years = ratios["year"].values
+    if reference_year not in years:
+        raise ValueError(f"year {reference_year} not found in table {table}: years are {years.min()}-{years.max()}")
+    reference_index = int(np.flatnonzero(years == reference_year)[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_induced = np.log(ratios["induced_ratio"].where(ratios["induced_ratio"] > 0))
+
+    rows = []
+    for sector in ratios["sector"].values:
+        one = ratios.sel(sector=sector)
+        log_one = log_induced.sel(sector=sector)
+        difference = log_one.sel(inverse="domestic") - log_one.sel(inverse="plain")
+        row = {
+            "sector": str(sector),
+            "sector_name": str(one["sector_name"].values),
+            "direct_ratio": float(one["direct_ratio"].sel(year=reference_year)),
+            "induced_ratio_plain": float(one["induced_ratio"].sel(year=reference_year, inverse="plain")),
+            "induced_ratio_domestic": float(one["induced_ratio"].sel(year=reference_year, inverse="domestic")),
+        }
+        row.update(log_ratio_statistics(log_one.sel(inverse="plain").values, reference_index))
+        row["log_inverse_difference"] = float(difference.mean(skipna=True))
+        row["log_inverse_difference_sd"] = float(difference.std(ddof=1, skipna=True))
+        rows.append(row)
+    return pd.DataFrame(rows)
