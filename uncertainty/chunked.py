@@ -313,16 +313,22 @@ def _run_tasks(prepared, boundary, tasks, seed, edges, scales, scheduler, use_da
             results.append(summarize_chunk(prepared, boundary, start, stop, seed, edges, scales))
         return results
 
-    import dask
-
-    delayed = [
-        dask.delayed(summarize_chunk)(prepared, boundary, start, stop, seed, edges, scales)
-        for start, stop in tasks
-    ]
     if scheduler is None:
+        import dask
+
+        delayed = [
+            dask.delayed(summarize_chunk)(prepared, boundary, start, stop, seed, edges, scales)
+            for start, stop in tasks
+        ]
         return list(dask.compute(*delayed, scheduler="threads"))
 
     from distributed import Client
 
     with Client(scheduler) as client:
-        return list(client.compute(delayed, sync=True))
+        # Send the prepared metals and bins to every worker once, not with every task.
+        shared = client.scatter([prepared, boundary, edges, scales], broadcast=True)
+        futures = [
+            client.submit(summarize_chunk, shared[0], shared[1], start, stop, seed, shared[2], shared[3], pure=False)
+            for start, stop in tasks
+        ]
+        return client.gather(futures)

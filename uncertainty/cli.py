@@ -1,14 +1,16 @@
 """Command-line interface: ``urbanmine run``, ``report`` and ``export-ratios``.
 
 Exit status: 0 on success, 2 on invalid input or arguments (a message naming
-the file and location, no traceback), 130 when interrupted, 1 on an
-unexpected error (traceback only with ``--verbose``).
+the file and location, no traceback). File-system errors that the user can
+fix (disk full, folder not writable) also exit 2. An interrupted run exits
+130, and an unexpected error exits 1 (traceback only with ``--verbose``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import errno
 import logging
 import sys
 import traceback
@@ -23,6 +25,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BOUNDARY = "jp"
 DEFAULT_DRAWS = 2000
 DEFAULT_SEED = 1
+
+#: Errors of the file system that the user can fix (a full disk, a read-only
+#: file system, a file where a folder belongs). They exit with status 2 like
+#: invalid input, not 1 like a bug. Missing files, permissions and existing
+#: results have their own OSError subclasses and are handled separately.
+# NOTE: netCDF4 may report a full disk as its own HDF error instead of ENOSPC;
+# such a failure still leaves no folder behind but exits 1 as an internal error.
+FILE_SYSTEM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOTDIR, errno.EISDIR})
 
 
 def _positive_int(text: str) -> int:
@@ -124,12 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. usa; use jp for Japan's shipped boundary)",
     )
     comtrade.add_argument("--hs-table", type=Path, help="HS code table (default: the shipped data/hs_codes.csv)")
+
+    # Accept --verbose after the command name too. SUPPRESS keeps a --verbose
+    # given before the command when it is not repeated after it.
+    for command in commands.choices.values():
+        command.add_argument(
+            "--verbose", action="store_true", default=argparse.SUPPRESS, help="log per metal and show tracebacks"
+        )
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
     from uncertainty.data import load_data
-    from uncertainty.report import write_result
+    from uncertainty.report import check_output_folder, write_result
     from uncertainty.simulate import log_run, simulate
     from uncertainty.spec import load_models
 
@@ -150,6 +167,7 @@ def _run(args: argparse.Namespace) -> int:
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = PROJECT_ROOT / "reports" / f"{args.boundary}-{stamp}"
+    check_output_folder(out, args.force)
     logger.info("running %d metals x %d draws, seed %d", len(models.metals), args.draws, args.seed)
     dataset = simulate(models, data, args.draws, args.seed, progress=not args.no_progress)
     log_run(dataset)
@@ -177,7 +195,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from uncertainty.data import load_data
-    from uncertainty.report import atomic_folder
+    from uncertainty.report import atomic_folder, check_output_folder
     from uncertainty.sobol import GroupedSobol, sobol_table, top_groups_stable
     from uncertainty.spec import load_models
     from uncertainty.validate import check_models_against_data
@@ -191,6 +209,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
             raise InputError.single(str(model_dir), "--metals", str(exc)) from exc
     data = load_data(args.data or [PROJECT_ROOT / "data"], args.boundary)
     check_models_against_data(models, data)
+    check_output_folder(args.out, args.force, marker="sobol.csv")
 
     design = GroupedSobol(models, data, n=args.n, seed=args.seed)
     results, stability = [], []
@@ -288,16 +307,39 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, PermissionError) as exc:
         print(f"urbanmine: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in FILE_SYSTEM_ERRNOS:
+            return _report_internal_error(exc, args.verbose)
+        print(f"urbanmine: {_describe_file_system_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("urbanmine: interrupted; no result was written", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001  (the last resort of a command-line tool)
-        print(f"urbanmine: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        if args.verbose:
-            traceback.print_exc()
-        else:
-            print("run again with --verbose for the traceback", file=sys.stderr)
-        return 1
+        return _report_internal_error(exc, args.verbose)
+
+
+def _describe_file_system_error(exc: OSError) -> str:
+    """Return a one-line description of a file-system error, naming the file if known."""
+    where = f": {exc.filename}" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full ({exc.strerror}){where}; free some space or choose another --out folder"
+    return f"{exc.strerror or exc}{where}"
+
+
+def _report_internal_error(exc: BaseException, verbose: bool) -> int:
+    """Print an unexpected error on one line, after the traceback under --verbose, and return 1."""
+    first_line = str(exc).splitlines()[0] if str(exc) else ""
+    if verbose:
+        traceback.print_exc()
+        print(f"urbanmine: internal error: {type(exc).__name__}: {first_line}", file=sys.stderr)
+    else:
+        print(
+            f"urbanmine: internal error: {type(exc).__name__}: {first_line} "
+            "(run again with --verbose for the traceback)",
+            file=sys.stderr,
+        )
+    return 1
 
 
 if __name__ == "__main__":

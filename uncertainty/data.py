@@ -27,6 +27,7 @@ UNIT_TO_TONNES: dict[str, float] = {
     "koz": TROY_OUNCE_TONNES * 1e3,
     "Moz": TROY_OUNCE_TONNES * 1e6,
 }
+TROY_OUNCE_UNITS = frozenset({"troy_oz", "koz", "Moz"})
 
 SERIES = frozenset(
     {
@@ -163,6 +164,10 @@ def _check_observation_row(path: Path, index: int, row: pd.Series, problems: lis
     factor = UNIT_TO_TONNES.get(row["unit"])
     if factor is None:
         add(f"a unit in {sorted(UNIT_TO_TONNES)}", repr(row["unit"]))
+    elif row["unit"] in TROY_OUNCE_UNITS and row["basis"] == "gross_weight":
+        # Ore and product tonnages are never printed in troy ounces, so such a
+        # row most likely carries the wrong unit or the wrong basis.
+        add("a unit of t, kt, Mt or kg for a gross_weight row", f"unit {row['unit']!r}")
     value = _parse_number(row["value"])
     if value is None:
         add("a numeric value", repr(row["value"]))
@@ -205,23 +210,31 @@ def _load_observations(path: Path, source_ids: set[str]) -> pd.DataFrame:
 
 
 def _load_numeric_table(
-    path: Path, required: Sequence[str], numeric: Sequence[str], source_ids: set[str]
+    path: Path,
+    required: Sequence[str],
+    numeric: Sequence[str],
+    source_ids: set[str],
+    maximum: float = math.inf,
 ) -> pd.DataFrame:
-    """Read a reference table, check sources and convert the named columns to float."""
+    """Read a reference table, check sources and convert the named columns to float.
+
+    Every value of the ``numeric`` columns must be finite and in [0, maximum].
+    The table's ``attrs["path"]`` keeps the file path for later messages.
+    """
     table = read_table(path, required)
     problems: list[Problem] = []
+    expected = "a finite number of zero or more" if maximum == math.inf else f"a number in [0, {maximum:g}]"
     for column in numeric:
         for index, text in enumerate(table[column]):
             value = _parse_number(text)
-            if value is None or not math.isfinite(value) or value < 0:
-                problems.append(
-                    Problem(str(path), _row_location(index), f"a finite number of zero or more in {column!r}", repr(text))
-                )
+            if value is None or not math.isfinite(value) or not 0 <= value <= maximum:
+                problems.append(Problem(str(path), _row_location(index), f"{expected} in {column!r}", repr(text)))
     _check_source(path, table, source_ids, problems)
     if problems:
         raise InputError(problems)
     for column in numeric:
         table[column] = table[column].astype(float)
+    table.attrs["path"] = str(path)
     return table
 
 
@@ -280,7 +293,12 @@ def _concat_observations(paths: Sequence[Path], source_ids: set[str]) -> pd.Data
             )
     if problems:
         raise InputError(problems)
-    return combined
+
+    # The engine conditions each walk on its anchors in table order, and the
+    # square root of the posterior covariance depends on that order through
+    # rounding. A fixed order makes the draws of a seed independent of the
+    # order of rows and files.
+    return combined.sort_values(list(OBSERVATION_KEY), kind="stable", ignore_index=True)
 
 
 def load_data(data_dir: Path | Sequence[Path], boundary: str = "jp") -> InputData:
@@ -300,9 +318,12 @@ def load_data(data_dir: Path | Sequence[Path], boundary: str = "jp") -> InputDat
     if missing:
         raise InputError([Problem(str(folder), "folder", "a data folder", "no such folder") for folder in missing])
 
-    source_files = [path for folder in folders for path in _observation_files(folder, "sources")]
-    if not source_files:
+    # The first folder carries the shipped layout, so its sources.csv must exist.
+    # Without this check a missing file would surface as one unknown-source
+    # problem per observation row.
+    if not (folders[0] / "sources.csv").is_file():
         raise InputError([Problem(str(folders[0]), "sources.csv", "a source list", "no such file")])
+    source_files = [path for folder in folders for path in _observation_files(folder, "sources")]
     sources = pd.concat([_load_sources(path) for path in source_files], ignore_index=True)
     repeated = sources[sources["source"].duplicated()]
     if not repeated.empty:
@@ -329,6 +350,7 @@ def load_data(data_dir: Path | Sequence[Path], boundary: str = "jp") -> InputDat
         EXPORT_RATIO_COLUMNS,
         ("direct_export_ratio", "induced_export_ratio"),
         source_ids,
+        maximum=1.0,
     )
     metal_sectors = _load_numeric_table(boundary_dir / "metal_sectors.csv", METAL_SECTOR_COLUMNS, (), source_ids)
     reference = _load_numeric_table(

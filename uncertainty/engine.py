@@ -135,8 +135,11 @@ def simulate_share_flow(
     as exact zeros of the flow, since the walk cannot represent a zero share.
     """
     years = inputs.years
+    proxy = np.asarray(proxy)
+    known = np.isfinite(proxy) & (proxy > 0)
+    proxy_known = known if proxy.ndim == 1 else np.all(known, axis=0)
+    counted_proxy = np.where(proxy_known, proxy, 0.0)
     proxy = np.broadcast_to(proxy, (n_draws, years.size))
-    proxy_known = np.all(np.isfinite(proxy) & (proxy > 0), axis=0)
 
     grade = None
     if flow.grade is not None:
@@ -225,8 +228,8 @@ def simulate_share_flow(
         draws.inputs[f"{flow.name}.extrapolation_factor"] = factor
         walked[:, early] += np.log(factor)[:, None]
 
-    share = from_walk(walked)
-    values = np.where(proxy_known, share * np.where(proxy_known, proxy, 0.0), 0.0)
+    values = from_walk(walked)
+    values *= counted_proxy
     values[:, zero_years] = 0.0
     if not proxy_known.all():
         missing = years[~proxy_known]

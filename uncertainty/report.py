@@ -38,6 +38,10 @@ logger = logging.getLogger(__name__)
 #: File that marks a folder as a complete result.
 RESULT_MARKER = "stocks.nc"
 
+#: Files that mark a folder as written by urbanmine (a run, a chunked run, a
+#: Sobol analysis), so that --force may replace it.
+RESULT_MARKERS = (RESULT_MARKER, "chunked.nc", "sobol.csv")
+
 #: Encoding of the per-draw flows and increments: float32 on disk halves the
 #: file and keeps about seven significant digits, far below any flow's spread.
 #: The stock stays float64 so that intervals redrawn from the file match the run.
@@ -46,6 +50,50 @@ FLOW_ENCODING = {"zlib": True, "complevel": 1, "dtype": "float32"}
 
 class OutputExistsError(FileExistsError):
     """The output folder already holds a result and overwriting was not requested."""
+
+
+def check_output_folder(target: Path, force: bool, marker: str = RESULT_MARKER) -> None:
+    """Check that a result can be written to ``target``, before any work is done.
+
+    ``target`` may be absent, an empty folder, or with ``force`` a folder
+    containing a result (a file of :data:`RESULT_MARKERS` or ``marker``). Any
+    other folder is rejected even with ``force``, because writing the result
+    replaces the folder whole.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``target`` contains a result and ``force`` is false.
+    FileExistsError
+        If ``target`` or one of its parents is a file, or ``target`` is a
+        folder with other content.
+    PermissionError
+        If the nearest existing folder on the way to ``target`` is not writable.
+    """
+    target = Path(target)
+    found = [name for name in dict.fromkeys((marker, *RESULT_MARKERS)) if (target / name).exists()]
+    if found and not force:
+        raise OutputExistsError(
+            f"{target} already holds a result ({found[0]}); choose another --out "
+            "folder or pass --force to replace it"
+        )
+    if not found and target.is_dir() and any(target.iterdir()):
+        raise FileExistsError(
+            f"{target} is a folder with other content and no {marker}, so it is not replaced; "
+            "choose a new or empty --out folder"
+        )
+
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise FileExistsError(f"{existing} is a file, not a folder; choose another --out folder")
+    parent = existing if existing != target else target.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"{parent} is not writable, so no result can be written there; "
+            "choose another --out folder"
+        )
 
 
 @contextmanager
@@ -73,10 +121,19 @@ def atomic_folder(target: Path, force: bool, marker: str = RESULT_MARKER) -> Ite
 
     # Move an old result aside first, so that the target is never half old, half new.
     retired = None
-    if target.exists():
-        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-        os.replace(target, retired / target.name)
-    os.replace(staging, target)
+    try:
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, retired / target.name)
+        os.replace(staging, target)
+    except BaseException:
+        # Put the old result back, so that a failed or interrupted rename loses nothing.
+        if retired is not None and (retired / target.name).exists() and not target.exists():
+            os.replace(retired / target.name, target)
+        shutil.rmtree(staging, ignore_errors=True)
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
+        raise
     if retired is not None:
         shutil.rmtree(retired, ignore_errors=True)
 
@@ -250,6 +307,7 @@ def write_result(
     force: bool = False,
 ) -> pd.DataFrame:
     """Write a whole result folder atomically; return the comparison table."""
+    check_output_folder(target, force)
     with atomic_folder(target, force) as staging:
         comparison = write_tables_and_figures(dataset, reference, staging)
         encoding = {"flows": FLOW_ENCODING, "increment": FLOW_ENCODING}

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import scipy.stats
+
 from uncertainty.distributions import (
     DESCRIPTIVE_KEYS,
     Distribution,
@@ -216,6 +218,11 @@ class ModelSet:
         return ModelSet(self.boundary, tuple(by_symbol[symbol] for symbol in symbols))
 
 
+def _continuous_families() -> list[str]:
+    """Return the names of the continuous distributions of scipy.stats, for spelling hints."""
+    return sorted(name for name in dir(scipy.stats) if is_continuous_family(name))
+
+
 class _Collector:
     """Problems of one file, with helpers that read typed values from a TOML table."""
 
@@ -267,11 +274,15 @@ class _Collector:
             return None
         family = table.get("family")
         if not isinstance(family, str) or not is_continuous_family(family):
+            close = []
+            if isinstance(family, str):
+                close = difflib.get_close_matches(family, _continuous_families(), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             self.add(
                 f"{location}.family",
                 "the name of a continuous scipy.stats distribution (for example "
                 "'lognorm', 'beta', 'norm', 'truncnorm', 'uniform', 'triang')",
-                repr(family),
+                f"{family!r}{hint}",
             )
             return None
         if not (isinstance(table.get("source"), str) or isinstance(table.get("rationale"), str)):
@@ -310,6 +321,7 @@ class _Collector:
                 isinstance(bounds, list)
                 and len(bounds) == 2
                 and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+                and not any(math.isnan(b) for b in bounds)
             )
             if not valid or bounds[0] >= bounds[1]:
                 self.add(f"{location}.truncate", "[lower, upper] with lower < upper", repr(bounds))

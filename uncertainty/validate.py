@@ -2,8 +2,9 @@
 
 Each file is checked on its own when read (:mod:`uncertainty.spec`,
 :mod:`uncertainty.data`); this module checks what only the pair can show: a
-metal without world production, a sector absent from the ratio table, an
-anchor series with no rows. All problems are raised together.
+metal without world production, a sector absent from the ratio table,
+gross-weight anchor rows on a flow without a grade, an anchor series with no
+rows. All problems are raised together.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from uncertainty.data import InputData
 from uncertainty.errors import InputError, Problem
-from uncertainty.spec import ModelSet, ProductExportFlow, ShareFlow, WORLD_PRODUCTION
+from uncertainty.spec import Boundary, ModelSet, ProductExportFlow, ShareFlow, WORLD_PRODUCTION
 
 
 class DataCoverageWarning(UserWarning):
@@ -93,6 +95,8 @@ def check_models_against_data(models: ModelSet, data: InputData) -> None:
                             DataCoverageWarning,
                             stacklevel=2,
                         )
+                    if flow.grade is None:
+                        problems.extend(_gross_rows_without_grade(path, location, reference, rows, boundary))
                 if flow.proxy == WORLD_PRODUCTION and model.extrapolation.rule == "constant_share":
                     anchor_year = model.extrapolation.before
                     rows = world[world["year"] == anchor_year]
@@ -107,3 +111,28 @@ def check_models_against_data(models: ModelSet, data: InputData) -> None:
                         )
     if problems:
         raise InputError(problems)
+
+
+def _gross_rows_without_grade(
+    path: str, location: str, reference: str, rows: pd.DataFrame, boundary: Boundary
+) -> list[Problem]:
+    """Report gross-weight anchor rows on the year grid of a flow that declares no grade.
+
+    The engine cannot turn such a row into metal content, so it would drop it.
+    """
+    on_grid = rows[(rows["year"] >= boundary.first_year) & (rows["year"] <= boundary.last_year)]
+    gross = on_grid[on_grid["basis"] == "gross_weight"]
+    if gross.empty:
+        return []
+    if "file" in gross.columns:
+        places = [f"{file} row {line}" for file, line in zip(gross["file"], gross["line"])]
+    else:
+        places = [f"year {year}" for year in gross["year"]]
+    return [
+        Problem(
+            path,
+            f"{location}.grade",
+            f"a grade distribution, because anchor {reference!r} has gross_weight rows",
+            f"no grade; gross_weight rows: {', '.join(places)}",
+        )
+    ]

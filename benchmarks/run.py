@@ -1,0 +1,145 @@
+"""Benchmarks of the stock engine, printed as ratios measured in one process.
+
+Usage (not part of the test suite; needs the `benchmark` extra for psutil):
+
+    python benchmarks/run.py [--quick] [--memory-draws 100000,1000000]
+
+(a) the vectorised engine against a per-draw Python loop of the same model,
+(b) the engine against a memory-bandwidth bound: copying, with numpy, arrays
+    of the size of the flows the engine produced,
+(c) peak resident memory of chunked runs of all metals, each in a child process,
+(d) a chunked run on a dask LocalCluster with one worker and with two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from uncertainty.chunked import prepare_metals, run_chunked  # noqa: E402
+from uncertainty.data import load_data  # noqa: E402
+from uncertainty.engine import simulate_metal  # noqa: E402
+from uncertainty.simulate import BLOCK_SIZE, block_streams  # noqa: E402
+from uncertainty.spec import load_models  # noqa: E402
+
+
+def best_of(function, repeats: int = 3) -> float:
+    """Return the shortest wall time of ``repeats`` calls, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def engine_against_loop(prepared, n_loop: int) -> tuple[float, float, float]:
+    """Return seconds per draw for the vectorised engine and for a per-draw loop, and their ratio."""
+
+    def vectorised():
+        for metal in prepared:
+            simulate_metal(metal.model, metal.inputs, BLOCK_SIZE, block_streams(1, metal.model.metal, 0), dict(metal.walks))
+
+    def loop():
+        for metal in prepared:
+            cache = dict(metal.walks)
+            for draw in range(n_loop):
+                simulate_metal(metal.model, metal.inputs, 1, block_streams(1, metal.model.metal, draw), cache)
+
+    per_draw_vectorised = best_of(vectorised) / BLOCK_SIZE
+    per_draw_loop = best_of(loop, repeats=1) / n_loop
+    return per_draw_vectorised, per_draw_loop, per_draw_loop / per_draw_vectorised
+
+
+def engine_against_copy(prepared) -> tuple[float, float, float]:
+    """Return engine seconds, copy seconds for arrays of the same total size, and their ratio."""
+    outputs = []
+
+    def vectorised():
+        outputs.clear()
+        for metal in prepared:
+            draws = simulate_metal(metal.model, metal.inputs, BLOCK_SIZE, block_streams(2, metal.model.metal, 0), dict(metal.walks))
+            outputs.extend(draws.flows.values())
+
+    engine = best_of(vectorised)
+    sources = [np.random.default_rng(0).random(array.shape) for array in outputs]
+    targets = [np.empty_like(array) for array in sources]
+
+    def copy():
+        for source, target in zip(sources, targets):
+            np.copyto(target, source)
+
+    copy_time = best_of(copy, repeats=5)
+    return engine, copy_time, engine / copy_time
+
+
+def peak_memory(n_draws: int, chunk: int) -> tuple[float, float]:
+    """Run a chunked run of all metals in a child process; return (seconds, peak RSS in MB)."""
+    code = (
+        "import resource, sys, time; sys.path.insert(0, %r)\n"
+        "from uncertainty.chunked import run_chunked\n"
+        "from uncertainty.data import load_data\n"
+        "from uncertainty.spec import load_models\n"
+        "models = load_models(%r); data = load_data(%r, 'jp')\n"
+        "start = time.perf_counter()\n"
+        "run_chunked(models, data, %d, 1, %d)\n"
+        "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    ) % (str(ROOT), str(ROOT / "models" / "jp"), str(ROOT / "data"), n_draws, chunk)
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    seconds, megabytes = output.stdout.split()
+    return float(seconds), float(megabytes)
+
+
+def dask_workers(models, data, n_draws: int, chunk: int) -> dict[int, float]:
+    """Return wall seconds of a chunked run on a LocalCluster with 1 and with 2 workers."""
+    from distributed import LocalCluster
+
+    seconds = {}
+    for workers in (1, 2):
+        with LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+            start = time.perf_counter()
+            run_chunked(models, data, n_draws, 1, chunk, scheduler=cluster.scheduler_address)
+            seconds[workers] = time.perf_counter() - start
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a check that the script runs")
+    parser.add_argument("--memory-draws", default="100000,1000000", help="draw counts for (c), comma-separated")
+    args = parser.parse_args()
+
+    models = load_models(ROOT / "models" / "jp")
+    data = load_data(ROOT / "data", "jp")
+    prepared = prepare_metals(models, data, 1)
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}, numpy {np.__version__}")
+    print(f"metals: {len(prepared)}, years: {prepared[0].inputs.years.size}, block: {BLOCK_SIZE} draws")
+
+    vectorised, loop, ratio = engine_against_loop(prepared, 16 if args.quick else 64)
+    print(f"(a) engine {vectorised * 1e3:.3f} ms/draw, per-draw loop {loop * 1e3:.2f} ms/draw: {ratio:.0f}x faster")
+
+    engine, copy_time, ratio = engine_against_copy(prepared)
+    print(f"(b) engine {engine:.3f} s for one block, numpy copy of its output {copy_time:.4f} s: {ratio:.1f}x the copy time")
+
+    sizes = [4096] if args.quick else [int(size) for size in args.memory_draws.split(",")]
+    for n_draws in sizes:
+        chunk = min(64 * BLOCK_SIZE, -(-n_draws // BLOCK_SIZE) * BLOCK_SIZE)
+        seconds, megabytes = peak_memory(n_draws, chunk)
+        print(f"(c) {n_draws} draws, chunks of {chunk}: {seconds:.0f} s, peak resident memory {megabytes:.0f} MB")
+
+    n_draws = 8 * BLOCK_SIZE if args.quick else 64 * BLOCK_SIZE
+    seconds = dask_workers(models, data, n_draws, 4 * BLOCK_SIZE if not args.quick else BLOCK_SIZE)
+    print(f"(d) {n_draws} draws on dask: 1 worker {seconds[1]:.1f} s, 2 workers {seconds[2]:.1f} s: speed-up {seconds[1] / seconds[2]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
