@@ -78,3 +78,35 @@ def test_local_cluster_two_workers_give_same_bits(case):
             models, data, 2 * BLOCK_SIZE, seed=6, chunk_draws=BLOCK_SIZE, scheduler=cluster.scheduler_address
         )
     np.testing.assert_array_equal(local["reference_stock"].values, remote["reference_stock"].values)
+
+
+def test_cli_chunked_run_writes_tables(tmp_path, capsys):
+    from conftest import write_models
+    from test_cli import GOOD_METAL
+    from uncertainty import cli
+
+    models = write_models(tmp_path / "models", {"Xa": GOOD_METAL}, 1970, 1979)
+    data_dir = tmp_path / "data"
+    # The invented metal needs world production: reuse the shipped folder layout.
+    import shutil
+    from pathlib import Path
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data", data_dir)
+    with (data_dir / "world" / "world_production_test.csv").open("w") as stream:
+        stream.write("region,metal,year,period,series,value,unit,basis,source,citation,confidence,note\n")
+        for year in range(1970, 1980):
+            stream.write(f"WLD,Xa,{year},CY,world_production,100,t,metal_content,usgs_ds140,invented,primary,\n")
+    with (data_dir / "jp" / "observations_test.csv").open("w") as stream:
+        stream.write("region,metal,year,period,series,value,unit,basis,source,citation,confidence,note\n")
+        stream.write("JPN,Xa,1975,CY,refined_import,10,t,metal_content,usgs_ds140,invented,primary,\n")
+    out = tmp_path / "result"
+    status = cli.main(
+        ["run", "--models", str(models), "--data", str(data_dir), "--draws", "2048", "--chunk", "1024",
+         "--out", str(out), "--no-progress"]
+    )
+    assert status == 0
+    for name in ("chunked.nc", "summary.csv", "comparison.csv"):
+        assert (out / name).is_file()
+    assert cli.main(["run", "--models", str(models), "--data", str(data_dir), "--draws", "2048",
+                     "--chunk", "1000", "--out", str(tmp_path / "r2"), "--no-progress"]) == 2
+    assert "multiple of 1024" in capsys.readouterr().err

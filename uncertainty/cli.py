@@ -86,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="result folder (default: reports/BOUNDARY-TIMESTAMP)")
     run.add_argument("--force", action="store_true", help="replace a result already in --out")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument(
+        "--chunk",
+        type=_positive_int,
+        help="run in chunks of this many draws (a multiple of 1024) and keep summaries only: "
+        "exact intervals at the reference year, histogram quantiles for other years",
+    )
+    run.add_argument("--dask", action="store_true", help="with --chunk: run chunks on dask's local threads")
+    run.add_argument("--scheduler", help="with --chunk: address of a dask.distributed scheduler")
 
     report = commands.add_parser("report", help="redraw tables and figures from a saved stocks.nc")
     report.add_argument("folder", type=Path, help="result folder written by 'urbanmine run'")
@@ -167,12 +175,39 @@ def _run(args: argparse.Namespace) -> int:
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = PROJECT_ROOT / "reports" / f"{args.boundary}-{stamp}"
-    check_output_folder(out, args.force)
+    chunked = args.chunk is not None or args.scheduler is not None or args.dask
+    if chunked:
+        from uncertainty.chunked_report import CHUNKED_MARKER
+
+        check_output_folder(out, args.force, marker=CHUNKED_MARKER)
+    else:
+        check_output_folder(out, args.force)
     logger.info("running %d metals x %d draws, seed %d", len(models.metals), args.draws, args.seed)
+    if chunked:
+        return _run_chunked(args, models, data, out)
     dataset = simulate(models, data, args.draws, args.seed, progress=not args.no_progress)
     log_run(dataset)
     comparison = write_result(dataset, data.reference, out, force=args.force)
 
+    columns = ["metal", "median", "eti95_lower", "eti95_upper", "nims_stock", "observed_share"]
+    print(comparison[columns].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(f"\nwrote {out}")
+    return 0
+
+
+def _run_chunked(args: argparse.Namespace, models, data, out: Path) -> int:
+    from uncertainty.chunked import run_chunked
+    from uncertainty.chunked_report import write_chunked_result
+    from uncertainty.simulate import BLOCK_SIZE
+
+    chunk = args.chunk or 64 * BLOCK_SIZE
+    try:
+        dataset = run_chunked(
+            models, data, args.draws, args.seed, chunk, scheduler=args.scheduler, use_dask=args.dask
+        )
+    except ValueError as exc:
+        raise InputError.single("--chunk", "argument", str(exc)) from exc
+    comparison = write_chunked_result(dataset, data.reference, out, force=args.force)
     columns = ["metal", "median", "eti95_lower", "eti95_upper", "nims_stock", "observed_share"]
     print(comparison[columns].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"\nwrote {out}")
