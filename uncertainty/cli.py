@@ -20,7 +20,7 @@ from uncertainty.errors import InputError
 
 logger = logging.getLogger("uncertainty")
 
-#: Folder that holds models/, data/ and reports/ in a source checkout.
+#: Folder that contains models/, data/ and reports/ in a source checkout.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BOUNDARY = "jp"
 DEFAULT_DRAWS = 2000

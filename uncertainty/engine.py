@@ -1,11 +1,11 @@
 """Vectorised stock kernel: flows, increments and cumulative stock on plain arrays.
 
 Every function here works on numpy arrays with a leading ``draw`` axis and a
-trailing ``year`` axis; nothing loops over draws. Masses are tonnes of metal
-content. The increment of year ``t`` is the signed sum of the boundary flows
-(imports and mine production in, exports out); conversion is zero for metals
-and recycling inside the boundary is not a flow. The stock of year ``T`` is
-the sum of increments over ``t <= T``.
+trailing ``year`` axis, and nothing loops over draws. Masses are tonnes of
+metal content. The increment of year ``t`` is the signed sum of the boundary
+flows: imports and mine production in, exports out. Conversion is zero for
+metals, and recycling inside the boundary is not a flow. The stock of year
+``T`` is the sum of increments over ``t <= T``.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def simulate_share_flow(
     anchor_shares = tonnes / proxy[:, index]
 
     # A share of world production lies in (0, 1), so by default it walks on
-    # the logit scale; a share of another flow can exceed 1 and by default
+    # the logit scale. A share of another flow can exceed 1, so by default it
     # walks on the log scale.
     bounded = flow.share_scale == "logit"
     if bounded:

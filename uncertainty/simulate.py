@@ -33,10 +33,10 @@ logger = logging.getLogger(__name__)
 
 
 #: Number of draws that share one random stream. Draw ``i`` of a metal comes
-#: from block ``i // BLOCK_SIZE``, whose stream depends on the seed, the
-#: metal and the block index only; so the draws do not depend on how many are
-#: requested or on how the work is split, and the first N draws of a larger
-#: run equal a run of N draws.
+#: from block ``i // BLOCK_SIZE``, whose streams depend on the seed, the metal
+#: and the block index only. So the draws do not depend on how many are
+#: requested or how the work is split, and the first N draws of a larger run
+#: equal a run of N draws.
 BLOCK_SIZE = 1024
 
 

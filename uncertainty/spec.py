@@ -1,6 +1,6 @@
 """Model files (TOML) read into typed, validated objects.
 
-A model folder holds ``boundary.toml`` (settings shared by every metal of one
+A model folder contains ``boundary.toml`` (settings shared by every metal of one
 boundary) and one ``<symbol>.toml`` per metal. ``docs/model-format.md``
 describes every key. All problems of all files are collected and raised
 together as one :class:`~uncertainty.errors.InputError`.
@@ -124,9 +124,9 @@ class Boundary:
 class Extrapolation:
     """Rule for the share in years before ``before`` (NIMS used 1976).
 
-    ``random_walk`` lets the log share wander back in time like in every other
-    year; ``constant_share`` holds it at its value in ``before`` (NIMS's
-    proportionality to world production), scaled by the uncertain ``factor``.
+    ``random_walk`` lets the share wander back in time as in every other year.
+    ``constant_share`` keeps it at its value in ``before``, NIMS's
+    proportionality to world production, scaled by the uncertain ``factor``.
     """
 
     rule: str
