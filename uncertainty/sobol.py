@@ -26,7 +26,7 @@ import pandas as pd
 
 from uncertainty.data import InputData
 from uncertainty.engine import MetalDraws, Streams, metal_increment, simulate_metal
-from uncertainty.simulate import block_streams, prepare_inputs, simulate_metal_blocks
+from uncertainty.simulate import BLOCK_SIZE, block_streams, prepare_inputs
 from uncertainty.spec import MetalModel, ModelSet
 
 #: Offset between the seeds of samples A and B.
@@ -131,10 +131,18 @@ class GroupedSobol:
         groups = tuple(dict.fromkeys(input_groups(model, self.data, self.models)))
         seed_b = self.seed + SEED_B_OFFSET
 
+        walks: dict = {}
+
         def run(swapped: str | None, seed_a: int) -> np.ndarray:
+            # Block by block, keeping only the stock of the analysed year, so
+            # memory stays at one block of flows whatever n is.
             streams = _mixed_streams(seed_a, seed_b, metal, swapped)
-            draws = simulate_metal_blocks(model, inputs, self.n, self.seed, streams)
-            return reference_stock(model, draws, inputs.years, self.year)
+            stocks = [
+                reference_stock(model, simulate_metal(model, inputs, BLOCK_SIZE, streams(block), walks),
+                                inputs.years, self.year)
+                for block in range(-(-self.n // BLOCK_SIZE))
+            ]
+            return np.concatenate(stocks)[: self.n]
 
         f_a = run(None, self.seed)
         f_b = run(None, seed_b)
