@@ -20,6 +20,7 @@ from uncertainty.engine import (
     metal_increment,
     simulate_metal,
 )
+from uncertainty.quality import anchor_sigma, pedigree_sigmas
 from uncertainty.spec import (
     Boundary,
     MetalModel,
@@ -111,6 +112,8 @@ def prepare_inputs(model: MetalModel, data: InputData, boundary: Boundary) -> Me
     anchors: dict[str, list[Anchor]] = {}
     references = {ref for flow in model.flows if isinstance(flow, ShareFlow) for ref in flow.anchors}
     observations = data.observations
+    # None unless boundary.toml sets reporting_error.method = "pedigree".
+    source_sigmas = pedigree_sigmas(data, boundary.reporting_error)
     for reference in sorted(references):
         metal, series = _anchor_key(reference, model.metal)
         rows = observations[
@@ -124,7 +127,7 @@ def prepare_inputs(model: MetalModel, data: InputData, boundary: Boundary) -> Me
                 year_index=int(row.year - years[0]),
                 tonnes=float(row.tonnes),
                 gross=row.basis == "gross_weight",
-                sigma=boundary.reporting_error.sigma(row.confidence, row.period),
+                sigma=anchor_sigma(boundary.reporting_error, row, source_sigmas),
             )
             for row in rows.itertuples()
         ]

@@ -40,7 +40,10 @@ BOUNDARY_KEYS = {
     "last_year",
     "reporting_error",
 }
-REPORTING_ERROR_KEYS = {*CONFIDENCE_LEVELS, "period_shift", "rationale"}
+REPORTING_ERROR_KEYS = {*CONFIDENCE_LEVELS, "period_shift", "rationale", "method"}
+# "confidence": every anchor's sd comes from its row's confidence. "pedigree":
+# from its source's scores in source_quality.csv (uncertainty/quality.py).
+REPORTING_ERROR_METHODS = ("confidence", "pedigree")
 METAL_KEYS = {"metal", "name", "note", "comparison_key", "world_basis", "extrapolation", "flows"}
 WORLD_BASES = ("metal_content", "gross_weight")
 SHARE_SCALES = ("logit", "log")
@@ -77,13 +80,18 @@ FLOW_KEYS = {
 
 @dataclass(frozen=True)
 class ReportingError:
-    """Log-scale standard deviations of an observation, by source confidence."""
+    """Log-scale standard deviations of an observation, by source confidence.
+
+    With ``method = "pedigree"`` the confidence values are the fallback for
+    rows whose source has no pedigree score.
+    """
 
     primary: float
     secondary: float
     inferred: float
     period_shift: float
     rationale: str
+    method: str = "confidence"
 
     def sigma(self, confidence: str, period: str) -> float:
         """Return the log-scale sd of one observation of this confidence and period."""
@@ -403,8 +411,12 @@ def _read_boundary(path: Path, problems: list[Problem]) -> Boundary | None:
                 check.add(f"reporting_error.{key}", "a sd >= 0", repr(value))
             values[key] = value
         reason = check.required(errors_table, "rationale", str, "reporting_error.")
-        if None not in values.values() and reason is not None:
-            reporting = ReportingError(**values, rationale=reason)
+        method = check.typed(errors_table.get("method", "confidence"), str, "reporting_error.method")
+        if method is not None and method not in REPORTING_ERROR_METHODS:
+            check.add("reporting_error.method", f"one of {', '.join(REPORTING_ERROR_METHODS)}", repr(method))
+            method = None
+        if None not in values.values() and reason is not None and method is not None:
+            reporting = ReportingError(**values, rationale=reason, method=method)
 
     fields = (region, name, reference_year, rationale, first_year, last_year, reporting)
     if any(field is None for field in fields):
