@@ -69,6 +69,8 @@ class ChunkSummary:
         Number of draws with a negative stock.
     counts : ndarray of int, shape (n_metals, n_years, N_BINS + 2)
         Histogram counts; the first and last bins count under- and overflow.
+    edges, scales : ndarray or None
+        The histogram bins, set by the first chunk (see :func:`histogram_bins`).
     """
 
     start: int
@@ -77,6 +79,8 @@ class ChunkSummary:
     stock_sum: np.ndarray
     negative: np.ndarray
     counts: np.ndarray | None = None
+    edges: np.ndarray | None = None
+    scales: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -142,8 +146,9 @@ def summarize_chunk(
     """Draw ``start`` to ``stop`` and reduce them to a :class:`ChunkSummary`.
 
     ``edges`` (shape (n_metals, n_years, N_BINS + 1), asinh units) and
-    ``scales`` (shape (n_metals, n_years), t) fix the histogram; with None
-    no histogram is counted (the pilot chunk counts after the bins are set).
+    ``scales`` (shape (n_metals, n_years), t) fix the histogram. With None
+    the chunk is the pilot: it fixes the bins from its own draws, one metal at
+    a time, and returns them in the summary.
     """
     years = np.arange(boundary.first_year, boundary.last_year + 1)
     reference_index = int(np.searchsorted(years, boundary.reference_year))
@@ -154,15 +159,21 @@ def summarize_chunk(
         observed_share=np.empty((n_chunk, n_metals)),
         stock_sum=np.empty((n_metals, years.size)),
         negative=np.empty((n_metals, years.size), dtype=np.int64),
-        counts=None if edges is None else np.zeros((n_metals, years.size, N_BINS + 2), dtype=np.int64),
+        counts=np.zeros((n_metals, years.size, N_BINS + 2), dtype=np.int64),
+        edges=np.empty((n_metals, years.size, N_BINS + 1)) if edges is None else edges,
+        scales=np.empty((n_metals, years.size)) if scales is None else scales,
     )
     for position, stock, share in _chunk_stocks(prepared, boundary.reference_year, start, stop, seed):
+        if edges is None:
+            summary.edges[position], summary.scales[position] = histogram_bins(stock)
         summary.reference_stock[:, position] = stock[:, reference_index]
         summary.observed_share[:, position] = share
         summary.stock_sum[position] = stock.sum(axis=0)
         summary.negative[position] = (stock < 0).sum(axis=0)
-        if edges is not None:
-            summary.counts[position] = _histogram(stock, edges[position], scales[position])
+        summary.counts[position] = _histogram(stock, summary.edges[position], summary.scales[position])
+    if edges is not None:
+        # The bins travel back from workers only with the pilot chunk.
+        summary.edges = summary.scales = None
     return summary
 
 
@@ -256,14 +267,10 @@ def run_chunked(
 
     # The first chunk fixes the histogram bins of every metal and year.
     prepared = prepare_metals(models, data, seed)
-    pilot_stop = min(chunk_draws, n_draws)
-    pilot = list(_chunk_stocks(prepared, boundary.reference_year, 0, pilot_stop, seed))
-    bins = [histogram_bins(stock) for _, stock, _ in pilot]
-    edges = np.stack([edge for edge, _ in bins])
-    scales = np.stack([scale for _, scale in bins])
-
     tasks = [(start, min(start + chunk_draws, n_draws)) for start in starts]
-    summaries = _run_tasks(prepared, boundary, tasks, seed, edges, scales, scheduler, use_dask)
+    pilot = summarize_chunk(prepared, boundary, *tasks[0], seed, None, None)
+    edges, scales = pilot.edges, pilot.scales
+    summaries = [pilot] + _run_tasks(prepared, boundary, tasks[1:], seed, edges, scales, scheduler, use_dask)
     summaries.sort(key=lambda summary: summary.start)
 
     reference_stock = np.concatenate([s.reference_stock for s in summaries])
