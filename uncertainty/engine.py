@@ -18,7 +18,7 @@ import numpy as np
 import scipy.special
 import scipy.stats
 
-from uncertainty.shares import condition_walk, walk_covariance
+from uncertainty.shares import WalkPrior, condition_walk
 from uncertainty.spec import (
     NET_DIRECT_INFLOW,
     WORLD_PRODUCTION,
@@ -212,11 +212,11 @@ def simulate_share_flow(
     unique_times, position = np.unique(times, return_inverse=True)
     walk = cache.get(flow.name) if cache is not None else None
     if walk is None:
-        covariance = walk_covariance(unique_times, origin, flow.walk_step, prior_sd**2)
-        walk = condition_walk(covariance, position[index], sigmas**2, prior_mean)
+        prior = WalkPrior(unique_times, origin, flow.walk_step, prior_sd**2)
+        walk = condition_walk(prior, position[index], sigmas**2, prior_mean)
         if cache is not None:
             cache[flow.name] = walk
-    normals = streams(f"{flow.name}.walk").standard_normal((n_draws, unique_times.size))
+    normals = streams(f"{flow.name}.walk").standard_normal((n_draws, walk.n_normals))
     walked = walk.sample(to_walk(anchor_shares), normals)[:, position]
     reference_index = int(np.searchsorted(years, inputs.reference_year))
     draws.inputs[f"{flow.name}.share_reference_year"] = from_walk(walked[:, reference_index])

@@ -57,52 +57,118 @@ def walk_covariance(
 
 
 @dataclass(frozen=True)
+class WalkPrior:
+    """A Gaussian random walk with a normal level, on sorted distinct times.
+
+    Its covariance is :func:`walk_covariance`; :meth:`sample` draws it in
+    O(n_times) per draw by cumulative sums of independent steps outward from
+    ``origin``, instead of multiplying by a square root of the covariance.
+    """
+
+    times: np.ndarray
+    origin: float
+    step: float
+    level_var: float
+
+    @property
+    def n_normals(self) -> int:
+        """Number of standard normals one draw consumes: the level and one per time."""
+        return 1 + self.times.size
+
+    def covariance(self) -> np.ndarray:
+        """Return the prior covariance, shape (n_times, n_times)."""
+        return walk_covariance(self.times, self.origin, self.step, self.level_var)
+
+    def sample(self, normals: np.ndarray) -> np.ndarray:
+        """Return zero-mean prior draws, shape (n_draws, n_times), from normals (n_draws, n_normals)."""
+        offsets = np.asarray(self.times, dtype=float) - self.origin
+        first_right = int(np.searchsorted(offsets, 0.0))
+
+        # Right of the origin the walk adds steps going forward in time, left
+        # of it going backward; each step's sd grows with the square root of
+        # the time it spans. The times are sorted, so both sides are slices.
+        spans = np.empty(offsets.size)
+        spans[first_right:] = np.diff(offsets[first_right:], prepend=0.0)
+        spans[:first_right] = np.diff(offsets[:first_right], append=0.0)
+        steps = normals[:, 1:] * (self.step * np.sqrt(spans))
+        walk = np.empty_like(steps)
+        walk[:, first_right:] = np.cumsum(steps[:, first_right:], axis=1)
+        walk[:, :first_right] = np.cumsum(steps[:, first_right - 1 :: -1], axis=1)[:, ::-1] if first_right else 0.0
+        return walk + np.sqrt(self.level_var) * normals[:, :1]
+
+
+@dataclass(frozen=True)
 class ConditionedWalk:
     """The posterior of a log-share walk given anchor observations.
 
-    The posterior draw for anchor values ``y`` (shape ``(n_draws, n_anchors)``)
-    and standard normals ``z`` (shape ``(n_draws, n_years)``) is
-    ``prior_mean + (y - prior_mean) @ weights.T + z @ factor.T``.
+    Draws follow Matheron's rule: a prior draw plus the kriging correction of
+    its misfit to the anchors, ``x + (y - x[anchors] - e) @ weights.T`` with
+    ``x`` a prior draw and ``e`` a draw of the anchors' reporting errors. This
+    gives exact posterior draws in O(n_times * n_anchors) per draw.
 
     Attributes
     ----------
-    weights : ndarray, shape (n_years, n_anchors)
-        Kriging weights of the anchors for every year.
-    factor : ndarray, shape (n_years, n_years)
-        A square root of the posterior covariance (``factor @ factor.T``).
+    prior : WalkPrior
+        The walk before conditioning.
     prior_mean : float
-        Prior mean of the log share.
+        Prior mean of the log share in every year.
+    anchor_index : ndarray of int, shape (n_anchors,)
+        Time index of each anchor.
+    noise_sd : ndarray, shape (n_anchors,)
+        Reporting error of each anchor, log units.
+    weights : ndarray, shape (n_times, n_anchors)
+        Kriging weights of the anchors for every time.
+    sd : ndarray, shape (n_times,)
+        Posterior standard deviation of the log share.
+    pinned : ndarray of bool, shape (n_times,)
+        Times whose posterior variance is zero but for rounding (noise-free
+        anchors); draws there are set to the posterior mean exactly.
     """
 
-    weights: np.ndarray
-    factor: np.ndarray
+    prior: WalkPrior
     prior_mean: float
+    anchor_index: np.ndarray
+    noise_sd: np.ndarray
+    weights: np.ndarray
+    sd: np.ndarray
+    pinned: np.ndarray
 
     @property
-    def sd(self) -> np.ndarray:
-        """Posterior standard deviation of the log share, shape (n_years,)."""
-        return np.sqrt(np.sum(self.factor**2, axis=1))
+    def n_normals(self) -> int:
+        """Number of standard normals one draw consumes."""
+        return self.prior.n_normals + self.anchor_index.size
 
     def sample(self, anchor_values: np.ndarray, normals: np.ndarray) -> np.ndarray:
-        """Return log-share draws, shape (n_draws, n_years)."""
-        centred = anchor_values - self.prior_mean
-        return self.prior_mean + centred @ self.weights.T + normals @ self.factor.T
+        """Return log-share draws, shape (n_draws, n_times).
+
+        ``anchor_values`` has shape (n_draws, n_anchors) and ``normals``
+        shape (n_draws, n_normals).
+        """
+        split = self.prior.n_normals
+        draws = self.prior_mean + self.prior.sample(normals[:, :split])
+        if self.anchor_index.size:
+            misfit = anchor_values - draws[:, self.anchor_index] - normals[:, split:] * self.noise_sd
+            draws += misfit @ self.weights.T
+        if self.pinned.any():
+            mean = self.prior_mean + (anchor_values - self.prior_mean) @ self.weights[self.pinned].T
+            draws[:, self.pinned] = mean
+        return draws
 
 
 def condition_walk(
-    covariance: np.ndarray,
+    prior: WalkPrior,
     anchor_index: np.ndarray,
     noise_var: np.ndarray,
     prior_mean: float,
 ) -> ConditionedWalk:
-    """Condition a Gaussian log-share process on noisy anchors.
+    """Condition a log-share random walk on noisy anchors.
 
     Parameters
     ----------
-    covariance : ndarray, shape (n_years, n_years)
-        Prior covariance, for example from :func:`walk_covariance`.
+    prior : WalkPrior
+        The walk before conditioning.
     anchor_index : ndarray of int, shape (n_anchors,)
-        Year index of each anchor; an index may repeat (two sources, one year).
+        Time index of each anchor; an index may repeat (two sources, one year).
     noise_var : ndarray, shape (n_anchors,)
         Variance of each anchor's reporting error in log units; 0 pins the walk.
     prior_mean : float
@@ -112,10 +178,13 @@ def condition_walk(
     -------
     ConditionedWalk
     """
-    n_years = covariance.shape[0]
+    covariance = prior.covariance()
     anchor_index = np.asarray(anchor_index, dtype=int)
+    noise_var = np.asarray(noise_var, dtype=float)
     if anchor_index.size == 0:
-        return ConditionedWalk(np.zeros((n_years, 0)), _square_root(covariance), prior_mean)
+        empty = np.zeros((covariance.shape[0], 0))
+        sd = np.sqrt(np.diag(covariance))
+        return ConditionedWalk(prior, prior_mean, anchor_index, noise_var, empty, sd, np.zeros(sd.size, bool))
 
     cross = covariance[:, anchor_index]
     anchor_cov = covariance[np.ix_(anchor_index, anchor_index)] + np.diag(noise_var)
@@ -125,24 +194,10 @@ def condition_walk(
 
     # weights = cross @ inv(anchor_cov), computed by a solve on the symmetric system.
     weights = scipy.linalg.solve(anchor_cov, cross.T, assume_a="pos").T
-    posterior = covariance - weights @ cross.T
-    posterior = 0.5 * (posterior + posterior.T)
-    factor = _square_root(posterior)
+    variance = np.diag(covariance) - np.sum(weights * cross, axis=1)
+    sd = np.sqrt(np.clip(variance, 0.0, None))
 
-    # A noise-free anchor leaves a posterior variance that is zero but for
-    # rounding of terms of the prior's size; zero those rows so the walk
-    # passes exactly through the anchor.
-    rounding = 1e-10 * np.diag(covariance)
-    factor[np.diag(posterior) <= rounding] = 0.0
-    return ConditionedWalk(weights, factor, prior_mean)
-
-
-def _square_root(covariance: np.ndarray) -> np.ndarray:
-    """Return ``F`` with ``F @ F.T == covariance`` for a positive semi-definite matrix.
-
-    An eigendecomposition is used instead of a Cholesky factor because the
-    posterior is singular where anchors are noise-free; eigenvalues below zero
-    by rounding are set to zero.
-    """
-    eigenvalues, eigenvectors = scipy.linalg.eigh(covariance, driver="evd")
-    return eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
+    # A noise-free anchor leaves a variance that is zero but for rounding of
+    # terms of the prior's size.
+    pinned = variance <= 1e-10 * np.diag(covariance)
+    return ConditionedWalk(prior, prior_mean, anchor_index, np.sqrt(noise_var), weights, sd, pinned)
