@@ -56,3 +56,15 @@ def test_row_without_source_is_rejected_with_line(tmp_path):
     problem = caught.value.problems[0]
     assert problem.file.endswith("observations_mine.csv")
     assert problem.location == "row 2"
+
+
+@pytest.mark.parametrize("relative", ["jp/observations.csv", "world/world_production.csv"])
+def test_missing_main_file_is_named(tmp_path, relative):
+    import shutil
+
+    folder = tmp_path / "data"
+    shutil.copytree(ROOT / "data", folder)
+    (folder / relative).unlink()
+    with pytest.raises(InputError) as caught:
+        load_data(folder, "jp")
+    assert [problem.file for problem in caught.value.problems] == [str(folder / relative)]

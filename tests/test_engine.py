@@ -191,3 +191,19 @@ def test_draws_do_not_depend_on_run_size(tmp_path):
     large = simulate(models, data, n_draws=700, seed=42)
     np.testing.assert_array_equal(small["stock"].values, large["stock"].values[:300])
     np.testing.assert_array_equal(small["input_value"].values, large["input_value"].values[:300])
+
+
+def test_dropped_observation_is_not_observed(tmp_path):
+    years = np.arange(1960, 2001)
+    world = 1000.0 * 1.03 ** (years - 1960)
+    models = load_models(write_models(tmp_path / "m", {"Xa": WALK_MODEL.format(rule="random_walk", factor="")}, 1960, 2000))
+    # World production is missing in 1990, so the 1990 import cannot pin a share.
+    kept = years != 1990
+    data = make_data(
+        world_rows(years[kept], world[kept]),
+        observation_rows("Xa", "refined_import", [1985, 1990], [100.0, 120.0]),
+    )
+    draws = metal_draws(models, data, 10, seed=1)
+    assert draws.observed["import"][1985 - 1960]
+    assert not draws.observed["import"][1990 - 1960]
+    assert any("1990 dropped" in note for note in draws.notes)

@@ -332,6 +332,14 @@ def load_data(data_dir: Path | Sequence[Path], boundary: str = "jp") -> InputDat
         )
     source_ids = set(sources["source"])
 
+    # The first folder is the base data set and must have both main files;
+    # further folders may add observations only.
+    required = [folders[0] / "world" / "world_production.csv", folders[0] / boundary / "observations.csv"]
+    absent = [path for path in required if not path.is_file()]
+    if absent:
+        raise InputError(
+            [Problem(str(path), "file", "an observation file of the base data folder", "no such file") for path in absent]
+        )
     world_files = [path for folder in folders for path in _observation_files(folder / "world", "world_production")]
     world = _concat_observations(world_files, source_ids)
     boundary_files = [path for folder in folders for path in _observation_files(folder / boundary, "observations")]

@@ -151,7 +151,6 @@ def simulate_share_flow(
     zero_years = np.zeros(years.size, dtype=bool)
     usable = []
     for anchor in anchors:
-        observed[anchor.year_index] = True
         if anchor.tonnes == 0:
             zero_years[anchor.year_index] = True
         elif not proxy_known[anchor.year_index]:
@@ -188,6 +187,10 @@ def simulate_share_flow(
             )
         usable = [a for a, kept in zip(usable, keep) if kept]
         index, anchor_shares = index[keep], anchor_shares[:, keep]
+
+    # Only observations that pin the walk, or an observed zero, count as observed.
+    observed[index] = True
+    observed |= zero_years
     to_walk = scipy.special.logit if bounded else np.log
     from_walk = scipy.special.expit if bounded else np.exp
 
@@ -235,10 +238,23 @@ def simulate_share_flow(
         missing = years[~proxy_known]
         draws.notes.append(
             f"{flow.name}: counted as 0 in {missing.size} year(s) without a proxy value "
-            f"({missing.min()}-{missing.max()})"
+            f"({year_ranges(missing)})"
         )
     draws.observed[flow.name] = observed
     return values
+
+
+def year_ranges(years: np.ndarray) -> str:
+    """Write sorted years as ranges, for example ``1900-1968, 2018-2019``."""
+    parts = []
+    start = previous = int(years[0])
+    for year in (int(y) for y in years[1:]):
+        if year != previous + 1:
+            parts.append(f"{start}-{previous}" if previous > start else f"{start}")
+            start = year
+        previous = year
+    parts.append(f"{start}-{previous}" if previous > start else f"{start}")
+    return ", ".join(parts)
 
 
 def sample_export_factor(

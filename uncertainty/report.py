@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uncertainty.engine import year_ranges
 from uncertainty.intervals import (
     relative_half_width,
     summarize,
@@ -244,17 +245,7 @@ def flow_table(dataset: xr.Dataset) -> pd.DataFrame:
 
 def _compress_years(years: np.ndarray) -> str:
     """Write sorted years as ranges, for example ``1950-1975;1984``."""
-    if years.size == 0:
-        return ""
-    parts = []
-    start = previous = int(years[0])
-    for year in (int(y) for y in years[1:]):
-        if year != previous + 1:
-            parts.append(f"{start}-{previous}" if previous > start else f"{start}")
-            start = year
-        previous = year
-    parts.append(f"{start}-{previous}" if previous > start else f"{start}")
-    return ";".join(parts)
+    return year_ranges(years).replace(", ", ";") if years.size else ""
 
 
 def write_tables_and_figures(
