@@ -334,6 +334,11 @@ class SourceRegistry:
         return source_id
 
 
+
+def clean_citation(text: str) -> str:
+    """Drop the raw files' pointers to their own local copies from a citation."""
+    return re.sub(r";?\s*local copy \S*shared/\S*", "", text).strip()
+
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
@@ -613,7 +618,7 @@ def observation_from_row(
         "unit": unit,
         "basis": basis_of(fields["basis"]),
         "source": sources.from_url(fields["source_url"], fields["source_title"]),
-        "citation": fields["source_title"],
+        "citation": clean_citation(fields["source_title"]),
         "confidence": fields["confidence"],
         "note": join_notes(clean_note(fields["note"]), f"raw basis: {fields['basis']}", extra_note),
     }
@@ -631,7 +636,7 @@ def stock_from_row(row: RawRow, sources: SourceRegistry) -> dict[str, str]:
         "unit": UNIT_NAMES[fields["unit"]],
         "basis": basis_of(fields["basis"]),
         "source": sources.from_url(fields["source_url"], fields["source_title"]),
-        "citation": fields["source_title"],
+        "citation": clean_citation(fields["source_title"]),
         "confidence": fields["confidence"],
         "note": join_notes(clean_note(fields["note"]), f"raw basis: {fields['basis']}"),
     }
@@ -750,7 +755,7 @@ def demand_row(
         "value": decimal_text(value * factor),
         "unit": unit,
         "source": sources.from_url(fields["source_url"], fields["source_title"]),
-        "citation": fields["source_title"],
+        "citation": clean_citation(fields["source_title"]),
         "confidence": fields["confidence"],
         "note": join_notes(
             clean_note(fields["note"]), bound_note, unit_note, f"raw basis: {fields['basis']}"

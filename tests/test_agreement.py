@@ -447,3 +447,18 @@ def test_compare_missing_run_exits_2(tmp_path, capsys):
     status = cli.main(["compare", str(tmp_path / "nothing")])
     assert status == 2
     assert "stocks.nc" in capsys.readouterr().err
+
+
+def test_compare_out_never_replaces_other_folders(invented_run, tmp_path):
+    run, data = invented_run
+    assert cli.main(["compare", str(run), "--data", str(data), "--out", str(run.parent)]) == 2
+    assert (run / "stocks.nc").is_file()
+    foreign = tmp_path / "thesis"
+    foreign.mkdir()
+    (foreign / "chapter.txt").write_text("draft")
+    assert cli.main(["compare", str(run), "--data", str(data), "--out", str(foreign)]) == 2
+    assert (foreign / "chapter.txt").read_text() == "draft"
+    fresh = tmp_path / "fresh"
+    assert cli.main(["compare", str(run), "--data", str(data), "--out", str(fresh)]) == 0
+    # An earlier comparison may be replaced.
+    assert cli.main(["compare", str(run), "--data", str(data), "--out", str(fresh)]) == 0

@@ -777,13 +777,22 @@ def compare_run(
     return agreement, verdict, reserves, update_summary, references
 
 
+#: File that marks a folder as a complete comparison, which a new one may replace.
+COMPARISON_MARKER = "agreement.csv"
+
+
 def write_comparison(
-    dataset: xr.Dataset, data_dir: Path, out: Path, update_ids: list[str] | None = None
+    dataset: xr.Dataset,
+    data_dir: Path,
+    out: Path,
+    update_ids: list[str] | None = None,
+    run_dir: Path | None = None,
 ) -> ComparisonOutput:
     """Write agreement.csv, verdict.csv, reserves.csv, update.csv and figures into ``out``.
 
     The folder is written to a temporary folder first and renamed into place.
-    ``out`` must not be a run's result folder, since it is replaced whole.
+    ``out`` is replaced whole, so it must be new, empty or an earlier
+    comparison, and must not contain the run ``run_dir``.
     """
     from uncertainty.agreement_plots import forest_plot, net_import_plot
     from uncertainty.plots import save_figure
@@ -792,9 +801,20 @@ def write_comparison(
     out = Path(out)
     if (out / RESULT_MARKER).exists():
         raise InputError.single(str(out), "--out", f"{out} is a run's result folder; choose a folder of its own")
+    if run_dir is not None and Path(run_dir).resolve().is_relative_to(out.resolve()):
+        raise InputError.single(
+            str(out), "--out", f"{out} contains the run {run_dir}, which replacing it would delete; choose a folder of its own"
+        )
+
+    # The folder is replaced whole, so only an earlier comparison may be in it.
+    if out.is_dir() and any(out.iterdir()) and not (out / COMPARISON_MARKER).exists():
+        raise FileExistsError(
+            f"{out} is a folder with other content and no {COMPARISON_MARKER}, so it is not replaced; "
+            "choose a new or empty --out folder"
+        )
     agreement, verdict, reserves, update_summary, _ = compare_run(dataset, data_dir, update_ids)
 
-    with atomic_folder(out, force=False) as staging:
+    with atomic_folder(out, force=True, marker=COMPARISON_MARKER) as staging:
         agreement.to_csv(staging / "agreement.csv", index=False, float_format="%.6g")
         verdict.to_csv(staging / "verdict.csv", index=False, float_format="%.6g")
         reserves.to_csv(staging / "reserves.csv", index=False, float_format="%.6g")

@@ -289,7 +289,7 @@ def _compare(args: argparse.Namespace) -> int:
     update_ids = [part.strip() for part in (args.update or "").split(",") if part.strip()]
     dataset = open_result(args.folder)
     out = args.out or args.folder / "agreement"
-    result = write_comparison(dataset, args.data or PROJECT_ROOT / "data", out, update_ids)
+    result = write_comparison(dataset, args.data or PROJECT_ROOT / "data", out, update_ids, run_dir=args.folder)
     columns = ["metal", "median", "eti95_lower", "eti95_upper", "significant_figures", "nims_stock", "nims_inside"]
     print(result.verdict[columns].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if not result.updates.empty:
