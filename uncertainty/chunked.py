@@ -33,6 +33,7 @@ import numpy as np
 import xarray as xr
 
 from uncertainty.data import InputData
+from uncertainty.errors import InputError
 from uncertainty.engine import MetalInputs, cumulative_stock, metal_increment, simulate_metal
 from uncertainty.simulate import BLOCK_SIZE, block_streams, prepare_inputs
 from uncertainty.spec import Boundary, MetalModel, ModelSet
@@ -331,7 +332,11 @@ def _run_tasks(prepared, boundary, tasks, seed, edges, scales, scheduler, use_da
 
     from distributed import Client
 
-    with Client(scheduler) as client:
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise InputError.single("--scheduler", "address", f"no dask scheduler answered at {scheduler!r} ({exc})") from exc
+    with client:
         # Send the prepared metals and bins to every worker once, not with every task.
         shared = client.scatter([prepared, boundary, edges, scales], broadcast=True)
         futures = [

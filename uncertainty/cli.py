@@ -12,8 +12,10 @@ import argparse
 import datetime
 import errno
 import logging
+import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from uncertainty.errors import InputError
@@ -119,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     ratios = commands.add_parser("export-ratios", help="export ratios of an input-output table as CSV")
     ratios.add_argument("--table", default=None, help="table name (default: the 2005 188-sector table)")
     ratios.add_argument("--inverse", choices=("plain", "domestic"), help="Leontief form (default: both)")
-    ratios.add_argument("--data", type=Path, help="data folder (default: the shipped data/)")
+    ratios.add_argument(
+        "--data", type=Path, help="folder of input-output tables (default: data/jp/io, or data/us/io for wiod2013_usa)"
+    )
     ratios.add_argument("--out", type=Path, help="CSV file to write (default: standard output)")
 
     compare = commands.add_parser("compare", help="compare a run with published estimates")
@@ -189,10 +193,17 @@ def _run(args: argparse.Namespace) -> int:
     log_run(dataset)
     comparison = write_result(dataset, data.reference, out, force=args.force)
 
-    columns = ["metal", "median", "eti95_lower", "eti95_upper", "nims_stock", "observed_share"]
-    print(comparison[columns].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    _print_comparison(comparison)
     print(f"\nwrote {out}")
     return 0
+
+
+def _print_comparison(comparison) -> None:
+    """Print the headline columns of a comparison table, leaving out an empty NIMS column."""
+    columns = ["metal", "median", "eti95_lower", "eti95_upper", "nims_stock", "observed_share"]
+    if comparison["nims_stock"].isna().all():
+        columns.remove("nims_stock")
+    print(comparison[columns].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
 
 def _run_chunked(args: argparse.Namespace, models, data, out: Path) -> int:
@@ -205,11 +216,12 @@ def _run_chunked(args: argparse.Namespace, models, data, out: Path) -> int:
         dataset = run_chunked(
             models, data, args.draws, args.seed, chunk, scheduler=args.scheduler, use_dask=args.dask
         )
+    except InputError:
+        raise
     except ValueError as exc:
         raise InputError.single("--chunk", "argument", str(exc)) from exc
     comparison = write_chunked_result(dataset, data.reference, out, force=args.force)
-    columns = ["metal", "median", "eti95_lower", "eti95_upper", "nims_stock", "observed_share"]
-    print(comparison[columns].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    _print_comparison(comparison)
     print(f"\nwrote {out}")
     return 0
 
@@ -271,6 +283,8 @@ def _export_ratios(args: argparse.Namespace) -> int:
         kwargs["table"] = args.table
     if args.data is not None:
         kwargs["data_dir"] = args.data
+    elif args.table is not None and args.table.endswith("_usa"):
+        kwargs["data_dir"] = PROJECT_ROOT / "data" / "us" / "io"
     try:
         frame = io_tables.export_ratios_frame(**kwargs)
     except ValueError as exc:
@@ -327,10 +341,16 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    # Statistical caveats raised with warnings.warn reach the user as log lines.
+    # Statistical caveats raised with warnings.warn reach the user as one
+    # log line each, without the source line that Python's default shows.
     logging.captureWarnings(True)
+    warnings.formatwarning = _format_warning
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # A reader such as `head` closed the pipe: stop quietly, as Unix tools do.
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except InputError as exc:
         print(f"urbanmine: invalid input ({len(exc.problems)} problem(s)):", file=sys.stderr)
         for problem in exc.problems:
@@ -352,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001  (the last resort of a command-line tool)
         return _report_internal_error(exc, args.verbose)
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"{category.__name__}: {message}"
 
 
 def _describe_file_system_error(exc: OSError) -> str:

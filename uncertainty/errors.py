@@ -27,6 +27,8 @@ class Problem:
     found: str
 
     def __str__(self) -> str:
+        if not self.expected:
+            return f"{self.file}: {self.location}: {self.found}"
         return f"{self.file}: {self.location}: expected {self.expected}, found {self.found}"
 
 
@@ -43,4 +45,4 @@ class InputError(ValueError):
     @classmethod
     def single(cls, file: str, location: str, message: str) -> "InputError":
         """Build an error with one problem whose whole text is ``message``."""
-        return cls([Problem(file, location, "a valid value", message)])
+        return cls([Problem(file, location, "", message)])

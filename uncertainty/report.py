@@ -11,6 +11,7 @@ complete, so an interrupted run never leaves a half-written result.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -114,6 +115,11 @@ def atomic_folder(target: Path, force: bool, marker: str = RESULT_MARKER) -> Ite
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+
+    # mkdtemp makes the folder private (0700); a result gets the user's usual mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
     try:
         yield staging
     except BaseException:
@@ -302,7 +308,14 @@ def write_result(
     with atomic_folder(target, force) as staging:
         comparison = write_tables_and_figures(dataset, reference, staging)
         encoding = {"flows": FLOW_ENCODING, "increment": FLOW_ENCODING}
-        dataset.to_netcdf(staging / RESULT_MARKER, engine="netcdf4", encoding=encoding)
+        try:
+            dataset.to_netcdf(staging / RESULT_MARKER, engine="netcdf4", encoding=encoding)
+        except RuntimeError as exc:
+            # netCDF4 reports a full disk as a generic HDF error; name it when
+            # the free space is smaller than the data to write.
+            if shutil.disk_usage(staging).free < dataset.nbytes:
+                raise OSError(errno.ENOSPC, "No space left on device", str(staging / RESULT_MARKER)) from exc
+            raise
     logger.info("wrote %s", target)
     return comparison
 
