@@ -150,8 +150,15 @@ def stock_summary(dataset: xr.Dataset) -> xr.Dataset:
     return summarize(dataset["stock"])
 
 
-def summary_table(summary: xr.Dataset, negative: xr.DataArray) -> pd.DataFrame:
-    """Flatten a stock summary into one row per metal and year."""
+def summary_table(
+    summary: xr.Dataset, negative: xr.DataArray, world_production: xr.DataArray | None = None
+) -> pd.DataFrame:
+    """Flatten a stock summary into one row per metal and year.
+
+    With ``world_production`` (dims ``metal, year``), the column
+    ``world_production_missing`` marks years whose flows shared in world
+    production were counted as 0 because the proxy has no value.
+    """
     frame = pd.DataFrame(
         {
             "metal": np.repeat(summary["metal"].values, summary["year"].size),
@@ -164,6 +171,9 @@ def summary_table(summary: xr.Dataset, negative: xr.DataArray) -> pd.DataFrame:
         for bound in ("lower", "upper"):
             frame[f"{name}_{bound}"] = summary[name].sel(bound=bound).values.ravel()
     frame["negative_draw_fraction"] = negative.values.ravel()
+    if world_production is not None:
+        missing = world_production.transpose("metal", "year").isnull()
+        frame["world_production_missing"] = missing.values.ravel()
     frame["unit"] = "t"
     return frame
 
@@ -266,7 +276,8 @@ def write_tables_and_figures(
     """
     summary = stock_summary(dataset)
     negative = negative_stock_fraction(dataset)
-    summary_table(summary, negative).to_csv(folder / "summary.csv", index=False, float_format="%.6g")
+    table = summary_table(summary, negative, dataset["world_production"])
+    table.to_csv(folder / "summary.csv", index=False, float_format="%.6g")
     comparison = comparison_table(dataset, summary, reference)
     comparison.to_csv(folder / "comparison.csv", index=False, float_format="%.6g")
     flow_table(dataset).to_csv(folder / "flows.csv", index=False, float_format="%.6g")
