@@ -243,15 +243,14 @@ class _Collector:
 
     def unknown_keys(self, table: dict[str, Any], allowed: set[str], prefix: str) -> None:
         for key in table:
-            if key in allowed:
-                continue
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            self.add(
-                f"{prefix}{key}",
-                f"one of the keys {', '.join(sorted(allowed))}",
-                f"unknown key {key!r}{hint}",
-            )
+            if key not in allowed:
+                self.unknown_key(key, allowed, f"{prefix}{key}", f"one of the keys {', '.join(sorted(allowed))}")
+
+    def unknown_key(self, key: str, allowed: set[str], location: str, expected: str) -> None:
+        """Report ``key`` as unknown, with the closest allowed key as a hint."""
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        self.add(location, expected, f"unknown key {key!r}{hint}")
 
     def required(self, table: dict[str, Any], key: str, kind: type, prefix: str) -> Any:
         if key not in table:
@@ -305,13 +304,8 @@ class _Collector:
             if key in DESCRIPTIVE_KEYS:
                 continue
             if key not in allowed:
-                close = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                self.add(
-                    f"{location}.{key}",
-                    f"a parameter of scipy.stats.{family}: {', '.join(sorted(allowed))}",
-                    f"unknown key {key!r}{hint}",
-                )
+                expected = f"a parameter of scipy.stats.{family}: {', '.join(sorted(allowed))}"
+                self.unknown_key(key, allowed, f"{location}.{key}", expected)
                 continue
             number = self.typed(value, float, f"{location}.{key}")
             if number is not None:
