@@ -8,7 +8,7 @@ keeps, per metal:
 - the observed share of every draw (see :func:`uncertainty.simulate.observed_share`);
 - the mean and the share of negative draws of every year's stock, exactly;
 - a histogram of every year's stock, from which quantiles of the other years
-  are read. The bins are fixed by the first chunk (``pilot``): equal widths
+  are read. The bins are fixed by the first chunk (``pilot``), with equal widths
   in ``asinh(stock / scale)``, with ``scale`` the pilot's median absolute
   stock, spanning the pilot's range widened by ``MARGIN`` on each side, plus
   two overflow bins. A quantile is interpolated linearly inside its bin, so
@@ -54,7 +54,7 @@ class HistogramOverflowWarning(RuntimeWarning):
 
 @dataclass
 class ChunkSummary:
-    """What one chunk of draws leaves behind, for every metal.
+    """Reduced results of one chunk of draws, for every metal.
 
     Attributes
     ----------
@@ -335,7 +335,7 @@ def _run_tasks(prepared, boundary, tasks, seed, edges, scales, scheduler, use_da
     try:
         client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as exc:
-        raise InputError.single("--scheduler", "address", f"no dask scheduler answered at {scheduler!r} ({exc})") from exc
+        raise InputError.single("--scheduler", "address", f"no dask scheduler responded at {scheduler!r} ({exc})") from exc
     with client:
         # Send the prepared metals and bins to every worker once, not with every task.
         shared = client.scatter([prepared, boundary, edges, scales], broadcast=True)
