@@ -19,6 +19,7 @@ import scipy.special
 import scipy.stats
 
 from uncertainty.shares import WalkPrior, condition_walk
+from uncertainty.distributions import Distribution
 from uncertainty.spec import (
     NET_DIRECT_INFLOW,
     WORLD_PRODUCTION,
@@ -102,6 +103,36 @@ class MetalDraws:
     observed: dict[str, np.ndarray] = field(default_factory=dict)
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    copula_uniforms: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def draw_scalar(
+    model: MetalModel,
+    name: str,
+    distribution: Distribution,
+    n_draws: int,
+    streams: Streams,
+    draws: MetalDraws,
+) -> np.ndarray:
+    """Draw the scalar input ``name``, jointly with its correlated inputs if it has any.
+
+    Correlated inputs share one stream: equicorrelated standard normals are
+    made once per block, turned into uniforms by the normal CDF (a Gaussian
+    copula) and mapped through each input's own inverse CDF.
+    """
+    correlation = model.correlation_of(name)
+    if correlation is None:
+        return distribution.sample(streams(name), n_draws)
+
+    uniforms = draws.copula_uniforms.get(correlation.stream)
+    if uniforms is None:
+        size = len(correlation.inputs)
+        matrix = np.full((size, size), correlation.rho)
+        np.fill_diagonal(matrix, 1.0)
+        normals = streams(correlation.stream).standard_normal((n_draws, size))
+        uniforms = scipy.stats.norm.cdf(normals @ np.linalg.cholesky(matrix).T)
+        draws.copula_uniforms[correlation.stream] = uniforms
+    return distribution.ppf(uniforms[:, correlation.inputs.index(name)])
 
 
 def warped_times(years: np.ndarray, rule: str, before: int) -> np.ndarray:
@@ -143,7 +174,7 @@ def simulate_share_flow(
 
     grade = None
     if flow.grade is not None:
-        grade = flow.grade.sample(streams(f"{flow.name}.grade"), n_draws)
+        grade = draw_scalar(model, f"{flow.name}.grade", flow.grade, n_draws, streams, draws)
         draws.inputs[f"{flow.name}.grade"] = grade
 
     anchors = [a for series in flow.anchors for a in inputs.anchors.get(series, [])]
@@ -227,7 +258,9 @@ def simulate_share_flow(
     # The extrapolation factor scales the share (for a bounded share, its odds).
     if model.extrapolation.rule == "constant_share":
         early = (years < model.extrapolation.before) & ~observed
-        factor = model.extrapolation.factor.sample(streams(f"{flow.name}.extrapolation"), n_draws)
+        factor = draw_scalar(
+            model, f"{flow.name}.extrapolation", model.extrapolation.factor, n_draws, streams, draws
+        )
         draws.inputs[f"{flow.name}.extrapolation_factor"] = factor
         walked[:, early] += np.log(factor)[:, None]
 
@@ -258,6 +291,7 @@ def year_ranges(years: np.ndarray) -> str:
 
 
 def sample_export_factor(
+    model: MetalModel,
     flow: ProductExportFlow,
     ratios: np.ndarray,
     n_draws: int,
@@ -272,7 +306,7 @@ def sample_export_factor(
     log-normal about its table value with sd ``ratio_sigma``, truncated so that
     no sector exports more than its whole output (ratio <= 1).
     """
-    mapped = flow.mapped_share.sample(streams(f"{flow.name}.mapped_share"), n_draws)
+    mapped = draw_scalar(model, f"{flow.name}.mapped_share", flow.mapped_share, n_draws, streams, draws)
     draws.inputs[f"{flow.name}.mapped_share"] = mapped
     split = streams(f"{flow.name}.split").dirichlet(np.ones(ratios.size), size=n_draws)
 
@@ -325,7 +359,7 @@ def simulate_metal(
             else:
                 demand = draws.flows[flow.demand]
             ratios = np.array([inputs.sector_ratios[code] for code in flow.sectors])
-            factor = sample_export_factor(flow, ratios, n_draws, streams, draws)
+            factor = sample_export_factor(model, flow, ratios, n_draws, streams, draws)
             draws.flows[flow.name] = np.clip(demand, 0.0, None) * factor[:, None]
             draws.observed[flow.name] = np.zeros(n_years, dtype=bool)
     return draws

@@ -44,7 +44,10 @@ REPORTING_ERROR_KEYS = {*CONFIDENCE_LEVELS, "period_shift", "rationale", "method
 # "confidence": every anchor's sd comes from its row's confidence. "pedigree":
 # from its source's scores in source_quality.csv (uncertainty/quality.py).
 REPORTING_ERROR_METHODS = ("confidence", "pedigree")
-METAL_KEYS = {"metal", "name", "note", "comparison_key", "world_basis", "extrapolation", "flows"}
+METAL_KEYS = {
+    "metal", "name", "note", "comparison_key", "world_basis", "extrapolation", "flows", "correlations",
+}
+CORRELATION_KEYS = {"inputs", "rho", "source", "rationale"}
 WORLD_BASES = ("metal_content", "gross_weight")
 SHARE_SCALES = ("logit", "log")
 EXTRAPOLATION_KEYS = {"rule", "before", "factor", "rationale"}
@@ -187,6 +190,40 @@ Flow = ShareFlow | ProductExportFlow | MissingFlow
 
 
 @dataclass(frozen=True)
+class Correlation:
+    """Scalar inputs drawn jointly through a Gaussian copula with equal correlation ``rho``.
+
+    ``inputs`` name scalar input groups such as ``"ore_import.grade"`` or
+    ``"product_export.mapped_share"``. They draw from one random stream, so
+    a Sobol analysis treats them as one group, as variance-based indices
+    need independent groups.
+    """
+
+    inputs: tuple[str, ...]
+    rho: float
+    reason: str
+
+    @property
+    def stream(self) -> str:
+        """Name of the random stream shared by the inputs."""
+        return "copula:" + "+".join(self.inputs)
+
+
+def scalar_inputs(flows: tuple[Flow, ...] | list[Flow], extrapolation: "Extrapolation | None") -> set[str]:
+    """Return the names of the scalar input groups that a copula may correlate."""
+    names = set()
+    for flow in flows:
+        if isinstance(flow, ShareFlow):
+            if flow.grade is not None:
+                names.add(f"{flow.name}.grade")
+            if extrapolation is not None and extrapolation.rule == "constant_share":
+                names.add(f"{flow.name}.extrapolation")
+        elif isinstance(flow, ProductExportFlow):
+            names.add(f"{flow.name}.mapped_share")
+    return names
+
+
+@dataclass(frozen=True)
 class MetalModel:
     """The model of one metal: its flows in evaluation order and the extrapolation rule."""
 
@@ -198,6 +235,14 @@ class MetalModel:
     extrapolation: Extrapolation
     flows: tuple[Flow, ...]
     path: Path
+    correlations: tuple[Correlation, ...] = ()
+
+    def correlation_of(self, name: str) -> Correlation | None:
+        """Return the correlation that contains the scalar input ``name``, if any."""
+        for correlation in self.correlations:
+            if name in correlation.inputs:
+                return correlation
+        return None
 
     def flow(self, name: str) -> Flow:
         """Return the flow called ``name``."""
@@ -599,10 +644,57 @@ def _read_metal(path: Path, problems: list[Problem]) -> MetalModel | None:
     if world_basis not in WORLD_BASES:
         check.add("world_basis", f"one of {', '.join(WORLD_BASES)}", repr(world_basis))
         return None
+    correlations = _read_correlations(table.get("correlations", []), flows, extrapolation, check)
+    if correlations is None:
+        return None
     return MetalModel(
         metal, name, str(table.get("note", "")), comparison_key, world_basis, extrapolation,
-        tuple(flows), path,
+        tuple(flows), path, correlations,
     )
+
+
+def _read_correlations(raw: Any, flows: list[Flow], extrapolation, check: _Collector):
+    """Read ``[[correlations]]`` tables; return None after reporting any problem."""
+    if not isinstance(raw, list):
+        check.add("correlations", "an array of [[correlations]] tables", repr(raw))
+        return None
+    allowed = scalar_inputs(flows, extrapolation)
+    used: set[str] = set()
+    result = []
+    start = len(check.problems)
+    for index, table in enumerate(raw):
+        prefix = f"correlations[{index}]."
+        if not isinstance(table, dict):
+            check.add(f"correlations[{index}]", "a table with inputs and rho", repr(table))
+            continue
+        check.unknown_keys(table, CORRELATION_KEYS, prefix)
+        inputs = table.get("inputs")
+        if not isinstance(inputs, list) or len(inputs) < 2 or not all(isinstance(i, str) for i in inputs):
+            check.add(f"{prefix}inputs", "a list of two or more scalar input names", repr(inputs))
+            continue
+        for name in inputs:
+            if name not in allowed:
+                check.add(
+                    f"{prefix}inputs",
+                    f"scalar inputs of this model ({', '.join(sorted(allowed)) or 'none'})",
+                    repr(name),
+                )
+            elif name in used:
+                check.add(f"{prefix}inputs", "each input in one correlation at most", repr(name))
+            used.add(name)
+        rho = check.required(table, "rho", float, prefix)
+
+        # An equicorrelation matrix of size k is positive definite for -1/(k-1) < rho < 1.
+        if rho is not None and not -1.0 / (len(inputs) - 1) < rho < 1.0:
+            check.add(f"{prefix}rho", f"a correlation in (-1/{len(inputs) - 1}, 1)", repr(rho))
+        reason = table.get("source") or table.get("rationale")
+        if not isinstance(reason, str) or not reason.strip():
+            check.add(prefix.rstrip("."), "a 'source' or 'rationale' string", "neither")
+        if rho is not None and isinstance(reason, str):
+            result.append(Correlation(tuple(inputs), rho, reason))
+    if len(check.problems) > start:
+        return None
+    return tuple(result)
 
 
 def load_models(model_dir: Path) -> ModelSet:
