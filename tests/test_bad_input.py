@@ -474,7 +474,7 @@ def test_existing_result_rejected_without_force(tmp_path, capsys, monkeypatch, s
     (out / "stocks.nc").write_bytes(b"earlier result")
     status, err, _ = run_shipped(capsys, tmp_path, models, data)
     assert status == 2
-    assert "already holds a result (stocks.nc)" in err
+    assert "already contains a result (stocks.nc)" in err
     assert "--force" in err
     assert (out / "stocks.nc").read_bytes() == b"earlier result"
 
@@ -580,7 +580,7 @@ def test_report_without_result_exits_2(tmp_path, capsys, exists):
         folder.mkdir()
     status, err = run_cli(capsys, "report", str(folder))
     assert status == 2
-    assert f"{folder} holds no result: stocks.nc not found" in err
+    assert f"{folder} contains no result: stocks.nc not found" in err
     assert "Traceback" not in err
 
 
@@ -612,7 +612,7 @@ def test_sensitivity_checks_output_first(tmp_path, capsys, monkeypatch, shipped_
     models, data = shipped_copy
 
     def fail(*args, **kwargs):
-        raise AssertionError("the Sobol design was built although --out holds a result")
+        raise AssertionError("the Sobol design was built although --out contains a result")
 
     monkeypatch.setattr("uncertainty.sobol.GroupedSobol", fail)
     out = tmp_path / "sobol"
@@ -621,5 +621,5 @@ def test_sensitivity_checks_output_first(tmp_path, capsys, monkeypatch, shipped_
     arguments = ["sensitivity", "--models", str(models), "--data", str(data), "--out", str(out), "--n", "8"]
     status, err = run_cli(capsys, *arguments)
     assert status == 2
-    assert "already holds a result (sobol.csv)" in err
+    assert "already contains a result (sobol.csv)" in err
     assert (out / "sobol.csv").read_text() == "earlier"

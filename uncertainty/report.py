@@ -1,6 +1,6 @@
 """Tables and figures of a run, written atomically into one result folder.
 
-A result folder holds ``stocks.nc`` (every draw), ``summary.csv`` (intervals
+A result folder contains ``stocks.nc`` (every draw), ``summary.csv`` (intervals
 per metal and year), ``comparison.csv`` (per metal at the reference year,
 beside the published NIMS stock), ``flows.csv`` (cumulative flows and their
 observed years), ``rank_correlations.csv`` (Spearman correlation of each
@@ -51,7 +51,7 @@ FLOW_ENCODING = {"zlib": True, "complevel": 1, "dtype": "float32"}
 
 
 class OutputExistsError(FileExistsError):
-    """The output folder already holds a result and overwriting was not requested."""
+    """The output folder already contains a result and overwriting was not requested."""
 
 
 def check_output_folder(target: Path, force: bool, marker: str = RESULT_MARKER) -> None:
@@ -76,7 +76,7 @@ def check_output_folder(target: Path, force: bool, marker: str = RESULT_MARKER) 
     found = [name for name in dict.fromkeys((marker, *RESULT_MARKERS)) if (target / name).exists()]
     if found and not force:
         raise OutputExistsError(
-            f"{target} already holds a result ({found[0]}); choose another --out "
+            f"{target} already contains a result ({found[0]}); choose another --out "
             "folder or pass --force to replace it"
         )
     if not found and target.is_dir() and any(target.iterdir()):
@@ -105,12 +105,12 @@ def atomic_folder(target: Path, force: bool, marker: str = RESULT_MARKER) -> Ite
     Raises
     ------
     OutputExistsError
-        If ``target`` already holds a result (a file ``marker``) and ``force`` is false.
+        If ``target`` already contains a result (a file ``marker``) and ``force`` is false.
     """
     target = Path(target)
     if (target / marker).exists() and not force:
         raise OutputExistsError(
-            f"{target} already holds a result ({marker}); choose another --out "
+            f"{target} already contains a result ({marker}); choose another --out "
             "folder or pass --force to replace it"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -355,6 +355,6 @@ def open_result(folder: Path) -> xr.Dataset:
     """Load the draws of a result folder into memory."""
     path = Path(folder) / RESULT_MARKER
     if not path.exists():
-        raise FileNotFoundError(f"{folder} holds no result: {RESULT_MARKER} not found")
+        raise FileNotFoundError(f"{folder} contains no result: {RESULT_MARKER} not found")
     with xr.open_dataset(path, engine="netcdf4") as dataset:
         return dataset.load()
