@@ -29,6 +29,28 @@ rationale = "test values"
 """
 
 
+#: An invented metal with one import flow, a share of world production
+#: anchored on the series refined_import.
+IMPORT_MODEL = textwrap.dedent("""
+    metal = "Xa"
+    name = "invented metal"
+
+    [extrapolation]
+    rule = "random_walk"
+    before = 1976
+    rationale = "test"
+
+    [[flows]]
+    name = "import"
+    sign = 1
+    kind = "share"
+    anchors = ["refined_import"]
+    walk_step = 0.1
+    walk_rationale = "test"
+    share_prior = { family = "lognorm", s = 1.0, scale = 0.1, rationale = "test" }
+""")
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20080111)
@@ -122,24 +144,7 @@ def fully_observed(tmp_path):
     years = np.arange(1970, 1980)
     imports = 100.0 + 10.0 * (years - 1970)
     exports = np.full(years.size, 20.0)
-    model = """
-        metal = "Xa"
-        name = "invented metal"
-
-        [extrapolation]
-        rule = "random_walk"
-        before = 1976
-        rationale = "test"
-
-        [[flows]]
-        name = "import"
-        sign = 1
-        kind = "share"
-        anchors = ["refined_import"]
-        walk_step = 0.1
-        walk_rationale = "test"
-        share_prior = { family = "lognorm", s = 1.0, scale = 0.1, rationale = "test" }
-
+    model = IMPORT_MODEL + textwrap.dedent("""
         [[flows]]
         name = "export"
         sign = -1
@@ -148,7 +153,7 @@ def fully_observed(tmp_path):
         walk_step = 0.1
         walk_rationale = "test"
         share_prior = { family = "lognorm", s = 1.0, scale = 0.02, rationale = "test" }
-    """
+    """)
     models = load_models(write_models(tmp_path / "models", {"Xa": model}))
     data = make_data(
         [

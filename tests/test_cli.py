@@ -5,31 +5,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conftest import make_data, observation_rows, write_models
+from conftest import IMPORT_MODEL, make_data, observation_rows, write_models
 from uncertainty import cli
 from uncertainty.errors import InputError
 from uncertainty.report import OutputExistsError, atomic_folder, write_result
 from uncertainty.simulate import simulate
 from uncertainty.spec import load_models
 
-GOOD_METAL = """
-    metal = "Xa"
-    name = "invented metal"
-
-    [extrapolation]
-    rule = "random_walk"
-    before = 1976
-    rationale = "test"
-
-    [[flows]]
-    name = "import"
-    sign = 1
-    kind = "share"
-    anchors = ["refined_import"]
-    walk_step = 0.1
-    walk_rationale = "test"
-    share_prior = { family = "lognorm", s = 1.0, scale = 0.1, rationale = "test" }
-"""
+GOOD_METAL = IMPORT_MODEL
 
 
 def model_errors(tmp_path, text):
