@@ -151,13 +151,18 @@ def stock_summary(dataset: xr.Dataset) -> xr.Dataset:
 
 
 def summary_table(
-    summary: xr.Dataset, negative: xr.DataArray, world_production: xr.DataArray | None = None
+    summary: xr.Dataset,
+    negative: xr.DataArray,
+    world_production: xr.DataArray | None = None,
+    prior_only: xr.DataArray | None = None,
 ) -> pd.DataFrame:
     """Flatten a stock summary into one row per metal and year.
 
     With ``world_production`` (dims ``metal, year``), the column
     ``world_production_missing`` marks years whose flows shared in world
-    production were counted as 0 because the proxy has no value.
+    production were counted as 0 because the proxy has no value. With
+    ``prior_only`` (dim ``metal``), the column ``prior_only`` marks metals
+    without any observed flow.
     """
     frame = pd.DataFrame(
         {
@@ -174,6 +179,8 @@ def summary_table(
     if world_production is not None:
         missing = world_production.transpose("metal", "year").isnull()
         frame["world_production_missing"] = missing.values.ravel()
+    if prior_only is not None:
+        frame["prior_only"] = np.repeat(prior_only.sel(metal=summary["metal"]).values, summary["year"].size)
     frame["unit"] = "t"
     return frame
 
@@ -253,6 +260,7 @@ def flow_table(dataset: xr.Dataset) -> pd.DataFrame:
                     "cumulative_eti95_upper": float(upper),
                     "observed_years": _compress_years(observed_years),
                     "n_observed_years": int(observed_years.size),
+                    "prior_only": bool(dataset["prior_only"].sel(metal=metal)),
                     "unit": "t",
                 }
             )
@@ -276,7 +284,7 @@ def write_tables_and_figures(
     """
     summary = stock_summary(dataset)
     negative = negative_stock_fraction(dataset)
-    table = summary_table(summary, negative, dataset["world_production"])
+    table = summary_table(summary, negative, dataset["world_production"], dataset["prior_only"])
     table.to_csv(folder / "summary.csv", index=False, float_format="%.6g")
     comparison = comparison_table(dataset, summary, reference)
     comparison.to_csv(folder / "comparison.csv", index=False, float_format="%.6g")
