@@ -207,3 +207,33 @@ def test_dropped_observation_is_not_observed(tmp_path):
     assert draws.observed["import"][1985 - 1960]
     assert not draws.observed["import"][1990 - 1960]
     assert any("1990 dropped" in note for note in draws.notes)
+
+
+def test_sum_flow_is_apparent_consumption(fully_observed, tmp_path):
+    import textwrap
+
+    models, data, imports, exports = fully_observed
+    text = (models.metals[0].path.read_text() + textwrap.dedent("""
+        [[flows]]
+        name = "apparent"
+        sign = 0
+        kind = "sum"
+        terms = ["import", "-export"]
+
+        [[flows]]
+        name = "product_export"
+        sign = -1
+        kind = "product_export"
+        demand = "apparent"
+        sectors = ["S1"]
+        mapped_share = { family = "uniform", loc = 0.4, scale = 0.2, rationale = "test" }
+        ratio_sigma = 0.0
+        ratio_rationale = "test"
+    """))
+    models = load_models(write_models(tmp_path / "sum", {"Xa": text}))
+    draws = metal_draws(models, data, 50, seed=1)
+    np.testing.assert_allclose(draws.flows["apparent"], np.broadcast_to(imports - exports, (50, imports.size)), rtol=1e-9)
+    assert draws.observed["apparent"].all()
+    mapped = draws.inputs["product_export.mapped_share"]
+    expected = (imports - exports)[None, :] * 0.5 * mapped[:, None]
+    np.testing.assert_allclose(draws.flows["product_export"], expected, rtol=1e-9)

@@ -28,6 +28,7 @@ from uncertainty.spec import (
     MissingFlow,
     ProductExportFlow,
     ShareFlow,
+    SumFlow,
 )
 
 
@@ -353,6 +354,12 @@ def simulate_metal(
             draws.flows[flow.name] = simulate_share_flow(
                 flow, model, inputs, proxy, n_draws, streams, draws, cache
             )
+        elif isinstance(flow, SumFlow):
+            draws.flows[flow.name] = sum(coefficient * draws.flows[term] for coefficient, term in flow.terms)
+            observed = np.ones(n_years, dtype=bool)
+            for _, term in flow.terms:
+                observed &= draws.observed[term]
+            draws.observed[flow.name] = observed
         else:
             if flow.demand == NET_DIRECT_INFLOW:
                 demand = net_direct_inflow(model, draws.flows)
@@ -360,7 +367,16 @@ def simulate_metal(
                 demand = draws.flows[flow.demand]
             ratios = np.array([inputs.sector_ratios[code] for code in flow.sectors])
             factor = sample_export_factor(model, flow, ratios, n_draws, streams, draws)
-            draws.flows[flow.name] = np.clip(demand, 0.0, None) * factor[:, None]
+
+            # Negative demand (a sum whose outflows exceed its inflows) exports
+            # nothing; how often that happens is reported, not hidden.
+            negative = demand < 0
+            if negative.any():
+                draws.notes.append(
+                    f"{flow.name}: demand {flow.demand!r} below 0 in {negative.mean():.1%} of "
+                    "draw-years, counted as 0 there"
+                )
+            draws.flows[flow.name] = np.where(negative, 0.0, demand) * factor[:, None]
             draws.observed[flow.name] = np.zeros(n_years, dtype=bool)
     return draws
 

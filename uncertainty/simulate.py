@@ -28,6 +28,7 @@ from uncertainty.spec import (
     ModelSet,
     ProductExportFlow,
     ShareFlow,
+    SumFlow,
 )
 
 logger = logging.getLogger(__name__)
@@ -267,6 +268,8 @@ def _kind(flow) -> str:
         return "share"
     if isinstance(flow, ProductExportFlow):
         return "product_export"
+    if isinstance(flow, SumFlow):
+        return "sum"
     return "missing"
 
 

@@ -25,7 +25,7 @@ from uncertainty.distributions import (
 )
 from uncertainty.errors import InputError, Problem
 
-FLOW_KINDS = ("share", "product_export", "missing")
+FLOW_KINDS = ("share", "product_export", "sum", "missing")
 EXTRAPOLATION_RULES = ("random_walk", "constant_share")
 CONFIDENCE_LEVELS = ("primary", "secondary", "inferred")
 NET_DIRECT_INFLOW = "net_direct_inflow"
@@ -77,6 +77,7 @@ FLOW_KEYS = {
         "ratio_rationale",
         "note",
     },
+    "sum": {"name", "sign", "kind", "terms", "note"},
     "missing": {"name", "sign", "kind", "reason"},
 }
 
@@ -186,7 +187,20 @@ class MissingFlow:
     reason: str
 
 
-Flow = ShareFlow | ProductExportFlow | MissingFlow
+@dataclass(frozen=True)
+class SumFlow:
+    """A signed sum of earlier flows, such as apparent consumption = output + imports - exports.
+
+    ``terms`` pairs each flow name with its coefficient, +1 or -1.
+    """
+
+    name: str
+    sign: int
+    terms: tuple[tuple[int, str], ...]
+    note: str
+
+
+Flow = ShareFlow | ProductExportFlow | SumFlow | MissingFlow
 
 
 @dataclass(frozen=True)
@@ -582,6 +596,13 @@ def _read_flow(table: Any, index: int, check: _Collector) -> Flow | None:
         return _read_share_flow(table, prefix, check)
     if kind == "product_export":
         return _read_product_export(table, prefix, check)
+    if kind == "sum":
+        terms = table.get("terms")
+        if not isinstance(terms, list) or not terms or not all(isinstance(t, str) and t.lstrip("+-") for t in terms):
+            check.add(f"{prefix}terms", 'a list of earlier flow names, each optionally prefixed "-"', repr(terms))
+            return None
+        parsed = tuple((-1 if term.startswith("-") else 1, term.lstrip("+-")) for term in terms)
+        return SumFlow(name, sign, parsed, str(table.get("note", "")))
     reason = check.required(table, "reason", str, prefix)
     return None if reason is None else MissingFlow(name, sign, reason)
 
@@ -598,6 +619,14 @@ def _check_references(flows: list[Flow], check: _Collector) -> None:
                 f"{WORLD_PRODUCTION!r} or the name of an earlier flow ({', '.join(sorted(seen)) or 'none'})",
                 repr(flow.proxy),
             )
+        if isinstance(flow, SumFlow):
+            for _, term in flow.terms:
+                if term not in seen:
+                    check.add(
+                        f"flows[{index}].terms",
+                        f"names of earlier flows ({', '.join(sorted(seen)) or 'none'})",
+                        repr(term),
+                    )
         if isinstance(flow, ProductExportFlow) and flow.demand != NET_DIRECT_INFLOW and flow.demand not in seen:
             check.add(
                 f"flows[{index}].demand",
