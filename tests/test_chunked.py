@@ -105,7 +105,7 @@ def test_cli_chunked_run_writes_tables(tmp_path, capsys):
          "--out", str(out), "--no-progress"]
     )
     assert status == 0
-    for name in ("chunked.nc", "summary.csv", "comparison.csv"):
+    for name in ("chunked.nc", "summary.csv", "comparison.csv", "figures/stock_Xa.png", "figures/stock_Xa.svg"):
         assert (out / name).is_file()
     assert cli.main(["run", "--models", str(models), "--data", str(data_dir), "--draws", "2048",
                      "--chunk", "1000", "--out", str(tmp_path / "r2"), "--no-progress"]) == 2

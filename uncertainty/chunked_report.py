@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -14,6 +15,7 @@ from uncertainty.intervals import (
     relative_half_width,
     supports_two_significant_figures,
 )
+from uncertainty.plots import fan_chart, save_figure
 from uncertainty.report import atomic_folder
 
 #: File that marks a folder as a complete chunked result.
@@ -78,11 +80,40 @@ def chunked_comparison_table(dataset: xr.Dataset, reference: pd.DataFrame) -> pd
     return pd.DataFrame(rows)
 
 
+def band_summary(dataset: xr.Dataset) -> xr.Dataset:
+    """Arrange the histogram quantiles as the interval bands a fan chart draws (dims metal, year)."""
+    quantile = dataset["stock_quantile"]
+
+    def band(lower: float, upper: float) -> xr.DataArray:
+        pair = quantile.sel(quantile=[lower, upper]).rename(quantile="bound")
+        return pair.assign_coords(bound=["lower", "upper"])
+
+    return xr.Dataset(
+        {
+            "median": quantile.sel(quantile=0.5, drop=True),
+            "eti50": band(0.25, 0.75),
+            "eti90": band(0.05, 0.95),
+            "eti95": band(0.025, 0.975),
+        }
+    )
+
+
 def write_chunked_result(dataset: xr.Dataset, reference: pd.DataFrame, target: Path, force: bool) -> pd.DataFrame:
-    """Write chunked.nc, summary.csv and comparison.csv atomically; return the comparison."""
+    """Write chunked.nc, summary.csv, comparison.csv and fan charts atomically; return the comparison."""
     with atomic_folder(target, force, marker=CHUNKED_MARKER) as staging:
         chunked_summary_table(dataset).to_csv(staging / "summary.csv", index=False, float_format="%.6g")
         comparison = chunked_comparison_table(dataset, reference)
         comparison.to_csv(staging / "comparison.csv", index=False, float_format="%.6g")
+
+        # Fan charts from the histogram quantiles; the observed years are not kept by a chunked run.
+        figures = staging / "figures"
+        figures.mkdir()
+        bands = band_summary(dataset)
+        for row in comparison.itertuples():
+            figure = fan_chart(
+                bands, row.metal, int(dataset.attrs["reference_year"]), np.array([], dtype=int),
+                row.nims_stock, "NIMS 2008", row.prior_only,
+            )
+            save_figure(figure, figures / f"stock_{row.metal}")
         dataset.to_netcdf(staging / CHUNKED_MARKER, engine="netcdf4")
     return comparison
