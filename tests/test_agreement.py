@@ -151,7 +151,7 @@ def test_bad_proposal_warns_with_khat():
 @pytest.mark.parametrize(
     ("median", "lower", "upper", "figures"),
     [
-        (6800.0, 6760.0, 6840.0, 2),  # +/- 50 holds the interval, +/- 5 does not
+        (6800.0, 6760.0, 6840.0, 2),  # +/- 50 contains the interval, +/- 5 does not
         (6800.0, 6700.0, 6840.0, 1),  # below 6750: only the thousands hold
         (6800.0, 6200.0, 7400.0, 0),  # wider than +/- 500
         (9.96, 9.92, 10.0, 2),  # digits of 9.96 itself: units, tenths (+/- 0.05)

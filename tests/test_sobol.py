@@ -41,9 +41,9 @@ TWO_GRADES = """
 """
 
 
-def two_grade_case(tmp_path, width_a, width_b):
+def two_grade_case(tmp_path, width_a, width_b, extra=""):
     years = np.arange(1970, 1980)
-    text = TWO_GRADES.format(width_a=width_a, width_b=width_b)
+    text = TWO_GRADES.format(width_a=width_a, width_b=width_b) + extra
     models = load_models(write_models(tmp_path / "m", {"Xa": text}))
     data = make_data(
         world_rows(years, np.full(years.size, 1e6)),
@@ -110,13 +110,7 @@ def test_copula_correlates_grades(tmp_path):
 
     from test_engine import metal_draws
 
-    years = np.arange(1970, 1980)
-    text = TWO_GRADES.format(width_a=0.2, width_b=0.1) + CORRELATED.format(rho=0.9)
-    models = load_models(write_models(tmp_path / "m", {"Xa": text}))
-    data = make_data(
-        world_rows(years, np.full(years.size, 1e6)),
-        observation_rows("Xa", "ore_import", years, np.full(years.size, 100.0), basis="gross_weight"),
-    )
+    models, data = two_grade_case(tmp_path, 0.2, 0.1, extra=CORRELATED.format(rho=0.9))
     draws = metal_draws(models, data, 8192, seed=3)
     scores_a = scipy.stats.norm.ppf((draws.inputs["ore_a.grade"] - 0.2) / 0.2)
     scores_b = scipy.stats.norm.ppf((draws.inputs["ore_b.grade"] - 0.2) / 0.1)
@@ -124,13 +118,7 @@ def test_copula_correlates_grades(tmp_path):
 
 
 def test_correlated_inputs_form_one_sobol_group(tmp_path):
-    years = np.arange(1970, 1980)
-    text = TWO_GRADES.format(width_a=0.2, width_b=0.1) + CORRELATED.format(rho=0.5)
-    models = load_models(write_models(tmp_path / "m", {"Xa": text}))
-    data = make_data(
-        world_rows(years, np.full(years.size, 1e6)),
-        observation_rows("Xa", "ore_import", years, np.full(years.size, 100.0), basis="gross_weight"),
-    )
+    models, data = two_grade_case(tmp_path, 0.2, 0.1, extra=CORRELATED.format(rho=0.5))
     design = GroupedSobol(models, data, n=2048, seed=2)
     groups = design.evaluate("Xa")
     assert "copula:ore_a.grade+ore_b.grade" in groups

@@ -20,7 +20,7 @@ def forest_plot(verdict: pd.DataFrame, year: int) -> plt.Figure:
     in tonnes. The x axis is logarithmic. A lower bound at or below zero is
     drawn at the metal's own left clip point as a left-pointing triangle and
     the metal's label gets "(lower < 0)"; a median at or below zero is not
-    drawn and the label says so. Posterior intervals are drawn below the prior
+    drawn, and the label states it. Posterior intervals are drawn below the prior
     ones when the table has them.
     """
     table = verdict.reset_index(drop=True)
@@ -88,7 +88,7 @@ def net_import_plot(
 
     ``bands`` maps ``median``, ``eti50`` and ``eti95`` to arrays over
     ``years`` (the intervals with a leading axis of lower and upper bound).
-    ``references`` holds the ``net_import`` rows of the agreement table with
+    ``references`` contains the ``net_import`` rows of the agreement table with
     ``year``, ``reference_value`` (as published) and the converted median and
     95 % interval, in t/yr. The published values are drawn as open markers and
     the converted ones with their interval as error bars. The y axis is

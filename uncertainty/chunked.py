@@ -12,7 +12,7 @@ keeps, per metal:
   in ``asinh(stock / scale)``, with ``scale`` the pilot's median absolute
   stock, spanning the pilot's range widened by ``MARGIN`` on each side, plus
   two overflow bins. A quantile is interpolated linearly inside its bin, so
-  its error is below one bin width; quantiles that fall in an overflow bin
+  its error is below one bin width. Quantiles that fall in an overflow bin
   are NaN with a warning. ``tests/test_chunked.py`` measures the error
   against exact quantiles.
 

@@ -23,7 +23,10 @@ CHUNKED_MARKER = "chunked.nc"
 
 
 def chunked_summary_table(dataset: xr.Dataset) -> pd.DataFrame:
-    """One row per metal and year: exact mean and negative share, quantiles from histograms."""
+    """Flatten a chunked run into one row per metal and year.
+
+    Means and negative shares are exact; quantiles come from the histograms.
+    """
     quantile = dataset["stock_quantile"]
     frame = dataset["stock_mean"].to_dataframe(name="mean").reset_index()
     columns = {

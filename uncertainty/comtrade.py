@@ -515,7 +515,7 @@ def _observation_row(flows: list[_Flow], source_of: dict[str, str]) -> dict[str,
         "metal": first.hs.metal,
         "year": first.year,
         # NOTE: every row is written as a calendar year. Comtrade's reporter metadata
-        # tells whether a reporter's annual figures follow another reference year.
+        # states whether a reporter's annual figures follow another reference year.
         "period": "CY",
         "series": first.hs.series_for(first.flow),
         "value": f"{tonnes:.12g}",

@@ -43,7 +43,7 @@ def highest_density(draws: xr.DataArray, prob: float = 0.95, dim: str = "draw") 
     moved = draws.transpose(dim, ...)
     values = moved.values.reshape(1, moved.shape[0], -1)
 
-    # arviz reads a 3-d array as (chain, draw, *shape); one chain holds every draw.
+    # arviz reads a 3-d array as (chain, draw, *shape), so one chain contains every draw.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         interval = arviz.hdi(values, hdi_prob=prob)
@@ -74,8 +74,8 @@ def supports_two_significant_figures(median: float, lower: float, upper: float) 
     """Tell whether the interval lies within half a unit of the median's second digit.
 
     A stock quoted with two significant figures (6,800 t) claims an error
-    below half a unit of the second digit (50 t); the claim holds when the
-    whole 95 % interval is inside median +/- that half unit.
+    below half a unit of the second digit (50 t). The claim is supported when
+    the whole 95 % interval is inside median +/- that half unit.
     """
     half = second_digit_half_unit(median)
     if math.isnan(half):

@@ -4,9 +4,11 @@ A result folder contains ``stocks.nc`` (every draw), ``summary.csv`` (intervals
 per metal and year), ``comparison.csv`` (per metal at the reference year,
 beside the published NIMS stock), ``flows.csv`` (cumulative flows and their
 observed years), ``rank_correlations.csv`` (Spearman correlation of each
-scalar input with the reference-year stock), ``notes.txt`` and ``figures/``. Files are first written to
-a temporary folder beside the target, which is renamed into place only when
-complete, so an interrupted run never leaves a half-written result.
+scalar input with the reference-year stock), ``notes.txt`` and ``figures/``.
+
+Files are first written to a temporary folder beside the target, which is
+renamed into place only when complete. So an interrupted run never leaves a
+half-written result.
 """
 
 from __future__ import annotations
@@ -190,9 +192,9 @@ def comparison_table(
 ) -> pd.DataFrame:
     """Compare each metal at the reference year with the published NIMS stock.
 
-    ``reference`` has columns ``metal`` and ``stock_t`` (the NIMS table); a
-    metal's published row is found by its ``comparison_key`` attribute in the
-    dataset (defaults to the symbol).
+    ``reference`` has columns ``metal`` and ``stock_t`` (the NIMS table). A
+    metal's published row is the one named by its ``comparison_key`` in the
+    dataset, which defaults to the symbol.
     """
     year = int(dataset.attrs["reference_year"])
     at_year = summary.sel(year=year)
@@ -343,7 +345,7 @@ def rewrite_tables(dataset: xr.Dataset, reference: pd.DataFrame, folder: Path) -
     """Redraw the tables and figures of a result folder from its draws.
 
     The new files are written to a temporary folder first and then moved over
-    the old ones one by one; ``stocks.nc`` is left as it is.
+    the old ones one by one. ``stocks.nc`` is left as it is.
     """
     folder = Path(folder)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tables.", dir=folder.parent))

@@ -1,11 +1,11 @@
 """Log shares as Gaussian random walks conditioned on noisy anchors (numpy kernel).
 
 A Japanese flow that is not observed every year is modelled as ``share x
-proxy``. The log share follows a Gaussian random walk with a yearly step sd
-``step``; its level has a normal prior. Conditioning the walk on the anchor
-years (where the flow is observed, with a reporting error) gives a Brownian
-bridge between two anchors and an unpinned walk beyond the outermost anchor,
-so the spread grows with the distance from the nearest anchor.
+proxy``. The share, on the logit or the log scale, follows a Gaussian random
+walk with a yearly step sd ``step``, and its level has a normal prior. The
+walk is conditioned on the anchor years, where the flow is observed with a
+reporting error. Between two anchors this gives a Brownian bridge, and beyond
+the outermost anchor an unpinned walk whose spread grows with the distance.
 
 The walk is written as a Gaussian process with covariance
 
@@ -84,9 +84,9 @@ class WalkPrior:
         offsets = np.asarray(self.times, dtype=float) - self.origin
         first_right = int(np.searchsorted(offsets, 0.0))
 
-        # Right of the origin the walk adds steps going forward in time, left
-        # of it going backward; each step's sd grows with the square root of
-        # the time it spans. The times are sorted, so both sides are slices.
+        # Right of the origin the walk adds steps going forward in time, and
+        # left of it going backward. Each step's sd grows with the square root
+        # of the time it spans. The times are sorted, so both sides are slices.
         spans = np.empty(offsets.size)
         spans[first_right:] = np.diff(offsets[first_right:], prepend=0.0)
         spans[:first_right] = np.diff(offsets[:first_right], append=0.0)

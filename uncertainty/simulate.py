@@ -277,7 +277,7 @@ def observed_share(dataset: xr.Dataset, year: int) -> xr.DataArray:
     """Return the share of gross flows up to ``year`` that rests on observed years.
 
     For each draw the numerator sums the in- and outflows (auxiliary series
-    excluded) in years where that flow is observed; the denominator sums all
+    excluded) in years where that flow is observed. The denominator sums all
     in- and outflows. The result has dims ``draw, metal`` and no unit.
     """
     window = dataset.sel(year=slice(None, year))

@@ -12,8 +12,8 @@ Estimators (Saltelli et al. 2010, Comput. Phys. Commun. 181:259-270,
 doi:10.1016/j.cpc.2009.09.018): first order S_g = mean(f_B (f_AB_g - f_A)) /
 V and total ST_g = mean((f_A - f_AB_g)^2) / (2 V) (Jansen 1999), with V the
 variance of f_A and f_B pooled. Variance-based indices assume independent
-groups; inputs that share a stream (the years of one share walk, the sectors
-of one product export) are one group for that reason.
+groups, so inputs that share a stream (the years of one share walk, the
+sectors of one product export, the inputs of one copula) are one group.
 """
 
 from __future__ import annotations

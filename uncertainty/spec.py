@@ -510,13 +510,16 @@ def _read_share_flow(table: dict, prefix: str, check: _Collector) -> ShareFlow |
     if not isinstance(anchors, list) or not all(isinstance(a, str) for a in anchors):
         check.add(f"{prefix}anchors", "a list of series names", repr(anchors))
         anchors = None
+
     proxy = table.get("proxy", WORLD_PRODUCTION)
     if not isinstance(proxy, str):
         check.add(f"{prefix}proxy", "a series or flow name", repr(proxy))
+
     walk_step = check.required(table, "walk_step", float, prefix)
     if walk_step is not None and walk_step < 0:
-        check.add(f"{prefix}walk_step", "a sd >= 0 of the yearly change of the log share", repr(walk_step))
+        check.add(f"{prefix}walk_step", "a sd >= 0 of the yearly change of the share on its walk scale", repr(walk_step))
     walk_rationale = check.required(table, "walk_rationale", str, prefix)
+
     prior = None
     if "share_prior" not in table:
         check.add(f"{prefix}share_prior", "a lognorm distribution of the share", "nothing")
@@ -525,23 +528,27 @@ def _read_share_flow(table: dict, prefix: str, check: _Collector) -> ShareFlow |
         if prior is not None and (prior.family != "lognorm" or prior.parameters.get("loc", 0.0)):
             check.add(f"{prefix}share_prior.family", "'lognorm' with loc = 0", repr(prior.family))
             prior = None
+
     grade = None
     if "grade" in table:
         grade = check.distribution(table["grade"], f"{prefix}grade", (0.0, 1.0))
         if grade is not None and grade.support()[0] <= 0.0 and grade.ppf([1e-12])[0] <= 0.0:
             check.add(f"{prefix}grade", "a grade distribution with draws above 0", "draws of 0")
             grade = None
+
     reporting_error = table.get("reporting_error")
     if reporting_error is not None:
         reporting_error = check.typed(reporting_error, float, f"{prefix}reporting_error")
         if reporting_error is not None and reporting_error < 0:
             check.add(f"{prefix}reporting_error", "a log-scale sd >= 0", repr(reporting_error))
+
     note = table.get("note", "")
     default_scale = "logit" if proxy == WORLD_PRODUCTION else "log"
     share_scale = table.get("share_scale", default_scale)
     if share_scale not in SHARE_SCALES:
         check.add(f"{prefix}share_scale", f"one of {', '.join(SHARE_SCALES)}", repr(share_scale))
         return None
+
     if None in (anchors, walk_step, walk_rationale, prior) or not isinstance(proxy, str):
         return None
     if "grade" in table and grade is None:
@@ -642,16 +649,19 @@ def _read_metal(path: Path, problems: list[Problem]) -> MetalModel | None:
         return None
     check = _Collector(path, problems)
     start = len(problems)
+
     check.unknown_keys(table, METAL_KEYS, "")
     metal = check.required(table, "metal", str, "")
     if metal is not None and metal != path.stem:
         check.add("metal", f"the file name's symbol {path.stem!r}", repr(metal))
     name = check.required(table, "name", str, "")
+
     extrapolation = None
     if "extrapolation" not in table:
         check.add("extrapolation", "a table with rule and before", "nothing")
     else:
         extrapolation = _read_extrapolation(table["extrapolation"], check)
+
     raw_flows = table.get("flows")
     flows: list[Flow] = []
     if not isinstance(raw_flows, list) or not raw_flows:
@@ -665,14 +675,17 @@ def _read_metal(path: Path, problems: list[Problem]) -> MetalModel | None:
             _check_references(flows, check)
     if len(problems) > start:
         return None
+
     comparison_key = table.get("comparison_key", metal)
     if not isinstance(comparison_key, str):
         check.add("comparison_key", "a metal key of the published table", repr(comparison_key))
         return None
+
     world_basis = table.get("world_basis", "metal_content")
     if world_basis not in WORLD_BASES:
         check.add("world_basis", f"one of {', '.join(WORLD_BASES)}", repr(world_basis))
         return None
+
     correlations = _read_correlations(table.get("correlations", []), flows, extrapolation, check)
     if correlations is None:
         return None

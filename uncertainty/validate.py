@@ -1,7 +1,7 @@
 """Checks across model files and data tables, run before any sampling.
 
 Each file is checked on its own when read (:mod:`uncertainty.spec`,
-:mod:`uncertainty.data`); this module checks what only the pair can show: a
+:mod:`uncertainty.data`). This module checks what only the pair can show: a
 metal without world production, a sector absent from the ratio table,
 gross-weight anchor rows on a flow without a grade, an anchor series with no
 rows. All problems are raised together.
