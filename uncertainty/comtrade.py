@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from uncertainty.data import BASES, OBSERVATION_COLUMNS, SERIES, SOURCE_COLUMNS
+from uncertainty.data import BASES, OBSERVATION_COLUMNS, SERIES, SOURCE_COLUMNS, read_table
 from uncertainty.distributions import Distribution, is_continuous_family
 from uncertainty.errors import InputError, Problem
 
@@ -286,18 +286,7 @@ def lookup_code(table: dict[str, HsCode], cmd_code: str) -> HsCode | None:
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError([Problem(str(path), "file", "an existing CSV file", "no such file")])
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise InputError([Problem(str(path), "file", "a readable UTF-8 CSV file", str(error))]) from error
-    missing = [column for column in required if column not in table.columns]
-    if missing:
-        raise InputError(
-            [Problem(str(path), "header (line 1)", f"column {column!r}", f"columns {list(table.columns)!r}") for column in missing]
-        )
-    return table
+    return read_table(path, required)
 
 
 def _integer_code(text: str) -> int | None:

@@ -105,7 +105,8 @@ def read_table(path: Path, required_columns: Sequence[str]) -> pd.DataFrame:
     if not path.is_file():
         raise InputError([Problem(str(path), "file", "an existing CSV file", "no such file")])
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        # utf-8-sig also reads files saved with a byte-order mark, as spreadsheets write them.
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise InputError([Problem(str(path), "file", "a readable UTF-8 CSV file", str(error))]) from error
     missing = [column for column in required_columns if column not in table.columns]
