@@ -1,11 +1,17 @@
 """Chunked runs: the same bits whatever the split, and the error of histogram quantiles."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from test_engine import walk_case
 from uncertainty.chunked import QUANTILES, run_chunked
+from uncertainty.data import load_data
 from uncertainty.simulate import BLOCK_SIZE, simulate
+from uncertainty.spec import load_models
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -54,10 +60,32 @@ def test_histogram_quantile_error_is_small(case):
     assert np.nanmax(error) < 0.01
 
 
-def test_chunk_size_must_be_whole_blocks(case):
+def test_chunk_size_must_be_positive(case):
     models, data = case
-    with pytest.raises(ValueError, match="multiple of"):
-        run_chunked(models, data, 1000, seed=1, chunk_draws=BLOCK_SIZE + 1)
+    with pytest.raises(ValueError, match="positive number of draws"):
+        run_chunked(models, data, 1000, seed=1, chunk_draws=0)
+
+
+def test_chunks_of_1000_and_100000_same_bits(case):
+    # 1,000 is not a multiple of the block size, so chunk boundaries cut blocks.
+    models, data = case
+    n_draws = 3 * BLOCK_SIZE + 7
+    small = run_chunked(models, data, n_draws, seed=9, chunk_draws=1000)
+    large = run_chunked(models, data, n_draws, seed=9, chunk_draws=100_000)
+    np.testing.assert_array_equal(small["reference_stock"].values, large["reference_stock"].values)
+    np.testing.assert_array_equal(small["observed_share"].values, large["observed_share"].values)
+    np.testing.assert_allclose(small["stock_mean"].values, large["stock_mean"].values, rtol=1e-12)
+
+
+def test_real_data_chunks_same_bits():
+    models = load_models(ROOT / "models" / "jp").select(["Au", "In", "Fe"])
+    data = load_data(ROOT / "data", "jp")
+    small = run_chunked(models, data, 2100, seed=3, chunk_draws=1000)
+    large = run_chunked(models, data, 2100, seed=3, chunk_draws=100_000)
+    in_memory = simulate(models, data, 2100, seed=3)
+    np.testing.assert_array_equal(small["reference_stock"].values, large["reference_stock"].values)
+    reference = in_memory["stock"].sel(year=models.boundary.reference_year).transpose("draw", "metal")
+    np.testing.assert_array_equal(small["reference_stock"].values, reference.values)
 
 
 def test_dask_threads_give_same_bits(case):
@@ -107,6 +135,9 @@ def test_cli_chunked_run_writes_tables(tmp_path, capsys):
     assert status == 0
     for name in ("chunked.nc", "summary.csv", "comparison.csv", "figures/stock_Xa.png", "figures/stock_Xa.svg"):
         assert (out / name).is_file()
-    assert cli.main(["run", "--models", str(models), "--data", str(data_dir), "--draws", "2048",
-                     "--chunk", "1000", "--out", str(tmp_path / "r2"), "--no-progress"]) == 2
-    assert "multiple of 1024" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "--models", str(models), "--data", str(data_dir), "--draws", "2048",
+                  "--chunk", "0", "--out", str(tmp_path / "r2"), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "--chunk: expected a whole number >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()

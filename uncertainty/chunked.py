@@ -18,9 +18,12 @@ keeps, per metal:
 
 Chunks are independent tasks. They run one after the other, on dask's local
 threaded scheduler, or on a ``dask.distributed`` cluster when a scheduler
-address is given. Every chunk is a whole number of blocks
-(:data:`uncertainty.simulate.BLOCK_SIZE`), so the draws are the same bits
-whatever the chunk size or the number of workers.
+address is given. A chunk simulates the blocks
+(:data:`uncertainty.simulate.BLOCK_SIZE` draws each) that overlap it and
+keeps its own draws, so the draws are the same bits whatever the chunk size
+or the number of workers. A chunk size that is not a multiple of the block
+size costs extra time, because a block cut by a chunk boundary is simulated
+by both chunks.
 """
 
 from __future__ import annotations
@@ -244,7 +247,8 @@ def run_chunked(
     Parameters
     ----------
     chunk_draws : int
-        Draws per chunk, a multiple of :data:`uncertainty.simulate.BLOCK_SIZE`.
+        Draws per chunk, at least 1. Multiples of
+        :data:`uncertainty.simulate.BLOCK_SIZE` run fastest.
     scheduler : str or None
         Address of a ``dask.distributed`` scheduler; the chunks run on its
         workers. With None and ``use_dask`` the local threaded scheduler
@@ -258,9 +262,12 @@ def run_chunked(
         year``), ``stock_quantile`` (``metal, year, quantile``; t, read from
         histograms), and per-metal ``prior_only``.
     """
-    if chunk_draws % BLOCK_SIZE or chunk_draws < BLOCK_SIZE:
-        raise ValueError(
-            f"chunk_draws must be a positive multiple of {BLOCK_SIZE}, got {chunk_draws!r}"
+    if chunk_draws < 1:
+        raise ValueError(f"chunk_draws must be a positive number of draws, got {chunk_draws!r}")
+    if chunk_draws % BLOCK_SIZE:
+        logger.info(
+            "chunks of %d draws are not whole blocks of %d; blocks cut by a chunk boundary "
+            "are simulated twice", chunk_draws, BLOCK_SIZE
         )
     boundary = models.boundary
     years = np.arange(boundary.first_year, boundary.last_year + 1)

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--chunk",
         type=_positive_int,
-        help="run in chunks of this many draws (a multiple of 1024) and keep summaries only: "
+        help="run in chunks of this many draws (multiples of 1024 run fastest) and keep summaries only: "
         "exact intervals at the reference year, histogram quantiles for other years",
     )
     run.add_argument("--dask", action="store_true", help="with --chunk: run chunks on dask's local threads")

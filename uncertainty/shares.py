@@ -103,8 +103,11 @@ class ConditionedWalk:
 
     Draws follow Matheron's rule: a prior draw plus the kriging correction of
     its misfit to the anchors, ``x + (y - x[anchors] - e) @ weights.T`` with
-    ``x`` a prior draw and ``e`` a draw of the anchors' reporting errors. This
-    gives exact posterior draws in O(n_times * n_anchors) per draw.
+    ``x`` a prior draw and ``e`` a draw of the anchors' reporting errors. The
+    prior draw ``x = prior_mean + z @ L.T`` is linear in its normals ``z``, so
+    the whole rule is one product of ``[z, y - e]`` with a fixed matrix,
+    ``coefficients``, plus the fixed ``offset``. That is exact and costs one
+    matrix product per block of draws.
 
     Attributes
     ----------
@@ -123,6 +126,12 @@ class ConditionedWalk:
     pinned : ndarray of bool, shape (n_times,)
         Times whose posterior variance is zero but for rounding (noise-free
         anchors); draws there are set to the posterior mean exactly.
+    coefficients : ndarray, shape (n_normals, n_times)
+        Rows ``(I - weights @ S) @ L`` for the prior normals, with ``S`` the
+        anchor selection, then ``weights.T`` for the anchor values less their
+        errors.
+    offset : ndarray, shape (n_times,)
+        ``prior_mean * (1 - weights.sum(axis=1))``.
     """
 
     prior: WalkPrior
@@ -132,6 +141,8 @@ class ConditionedWalk:
     weights: np.ndarray
     sd: np.ndarray
     pinned: np.ndarray
+    coefficients: np.ndarray
+    offset: np.ndarray
 
     @property
     def n_normals(self) -> int:
@@ -142,13 +153,17 @@ class ConditionedWalk:
         """Return log-share draws, shape (n_draws, n_times).
 
         ``anchor_values`` has shape (n_draws, n_anchors) and ``normals``
-        shape (n_draws, n_normals).
+        shape (n_draws, n_normals). The anchor columns of ``normals`` are
+        overwritten.
         """
         split = self.prior.n_normals
-        draws = self.prior_mean + self.prior.sample(normals[:, :split])
         if self.anchor_index.size:
-            misfit = anchor_values - draws[:, self.anchor_index] - normals[:, split:] * self.noise_sd
-            draws += misfit @ self.weights.T
+            # The anchor columns become y - e, the observed values less their errors.
+            anchor_columns = normals[:, split:]
+            anchor_columns *= -self.noise_sd
+            anchor_columns += anchor_values
+        draws = normals @ self.coefficients
+        draws += self.offset
         if self.pinned.any():
             mean = self.prior_mean + (anchor_values - self.prior_mean) @ self.weights[self.pinned].T
             draws[:, self.pinned] = mean
@@ -181,10 +196,17 @@ def condition_walk(
     covariance = prior.covariance()
     anchor_index = np.asarray(anchor_index, dtype=int)
     noise_var = np.asarray(noise_var, dtype=float)
+
+    # Row i of ``prior_operator`` is the prior draw made from the i-th unit
+    # normal (no mean), because ``WalkPrior.sample`` is linear in its normals.
+    prior_operator = prior.sample(np.eye(prior.n_normals))
     if anchor_index.size == 0:
         empty = np.zeros((covariance.shape[0], 0))
         sd = np.sqrt(np.diag(covariance))
-        return ConditionedWalk(prior, prior_mean, anchor_index, noise_var, empty, sd, np.zeros(sd.size, bool))
+        offset = np.full(sd.size, float(prior_mean))
+        return ConditionedWalk(
+            prior, prior_mean, anchor_index, noise_var, empty, sd, np.zeros(sd.size, bool), prior_operator, offset
+        )
 
     cross = covariance[:, anchor_index]
     anchor_cov = covariance[np.ix_(anchor_index, anchor_index)] + np.diag(noise_var)
@@ -200,4 +222,8 @@ def condition_walk(
     # A noise-free anchor leaves a variance that is zero but for rounding of
     # terms of the prior's size.
     pinned = variance <= 1e-10 * np.diag(covariance)
-    return ConditionedWalk(prior, prior_mean, anchor_index, np.sqrt(noise_var), weights, sd, pinned)
+    coefficients = np.vstack([prior_operator - prior_operator[:, anchor_index] @ weights.T, weights.T])
+    offset = prior_mean * (1.0 - weights.sum(axis=1))
+    return ConditionedWalk(
+        prior, prior_mean, anchor_index, np.sqrt(noise_var), weights, sd, pinned, coefficients, offset
+    )
