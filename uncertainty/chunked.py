@@ -115,7 +115,8 @@ def _chunk_stocks(prepared: list[PreparedMetal], reference_year: int, start: int
     """Yield (metal index, stock, observed share) for draws ``start`` to ``stop``, block by block."""
     for position, metal in enumerate(prepared):
         model, inputs = metal.model, metal.inputs
-        upto = inputs.years <= reference_year
+        # Years are sorted, so the years up to the reference year are a prefix.
+        upto = int(np.searchsorted(inputs.years, reference_year, side="right"))
         cache = dict(metal.walks)
         stocks, shares = [], []
         for block in range(start // BLOCK_SIZE, -(-stop // BLOCK_SIZE)):
@@ -123,15 +124,14 @@ def _chunk_stocks(prepared: list[PreparedMetal], reference_year: int, start: int
             stocks.append(cumulative_stock(metal_increment(model, draws.flows)))
 
             # Observed share: gross in- and outflows in observed years over all of them.
-            gross = sum(np.abs(draws.flows[f.name][:, upto]) for f in model.flows if f.sign)
-            on_observed = sum(
-                np.abs(draws.flows[f.name][:, upto]) * draws.observed[f.name][upto]
-                for f in model.flows
-                if f.sign
-            )
-            total = np.sum(gross, axis=1)
+            total = np.zeros(BLOCK_SIZE)
+            on_observed = np.zeros(BLOCK_SIZE)
+            for flow in (f for f in model.flows if f.sign):
+                magnitude = np.abs(draws.flows[flow.name][:, :upto])
+                total += magnitude.sum(axis=1)
+                on_observed += magnitude @ draws.observed[flow.name][:upto].astype(float)
             with np.errstate(invalid="ignore", divide="ignore"):
-                shares.append(np.where(total > 0, np.sum(on_observed, axis=1) / total, np.nan))
+                shares.append(np.where(total > 0, on_observed / total, np.nan))
         offset = start - (start // BLOCK_SIZE) * BLOCK_SIZE
         stock = np.concatenate(stocks)[offset : offset + stop - start]
         share = np.concatenate(shares)[offset : offset + stop - start]
@@ -182,14 +182,23 @@ def summarize_chunk(
 
 
 def _histogram(stock: np.ndarray, edges: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """Count draws per bin for every year; stock (n, n_years), edges (n_years, N_BINS + 1)."""
+    """Count draws per bin for every year; stock (n, n_years), edges (n_years, N_BINS + 1).
+
+    The edges of a year are equally spaced (see :func:`histogram_bins`), so a
+    draw's bin is computed from its offset instead of searched. Bin 0 counts
+    draws below the first edge, bin N_BINS + 1 draws at or above the last
+    edge and NaN draws.
+    """
+    n_years = stock.shape[1]
     transformed = np.arcsinh(stock / scales)
-    counts = np.zeros((stock.shape[1], N_BINS + 2), dtype=np.int64)
-    for year in range(stock.shape[1]):
-        # searchsorted gives 0 below the first edge and N_BINS + 1 above the last.
-        index = np.searchsorted(edges[year], transformed[:, year], side="right")
-        counts[year] = np.bincount(index, minlength=N_BINS + 2)
-    return counts
+    low = edges[:, 0]
+    width = (edges[:, -1] - low) / N_BINS
+    with np.errstate(invalid="ignore"):
+        position = np.floor((transformed - low) / width)
+    index = np.clip(np.nan_to_num(position, nan=N_BINS), -1, N_BINS).astype(np.int64) + 1
+    index += np.arange(n_years) * (N_BINS + 2)
+    counts = np.bincount(index.ravel(), minlength=n_years * (N_BINS + 2))
+    return counts.reshape(n_years, N_BINS + 2)
 
 
 def histogram_bins(pilot_stock: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -434,10 +434,13 @@ def metal_increment(model: MetalModel, flows: dict[str, np.ndarray]) -> np.ndarr
     -------
     ndarray, shape (n_draws, n_years), tonnes per year
     """
-    counted = [flow.sign * flows[flow.name] for flow in model.flows if flow.sign != 0]
-    if not counted:
-        return np.zeros_like(next(iter(flows.values())))
-    return np.sum(counted, axis=0)
+    increment = np.zeros_like(next(iter(flows.values())), dtype=float)
+    for flow in model.flows:
+        if flow.sign > 0:
+            increment += flows[flow.name]
+        elif flow.sign < 0:
+            increment -= flows[flow.name]
+    return increment
 
 
 def cumulative_stock(increment: np.ndarray) -> np.ndarray:
