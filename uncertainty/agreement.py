@@ -8,6 +8,10 @@ platinum only, gross demand) into the run's quantity. The module also writes
 shares of world reserves, a significant-figure verdict per metal and,
 optionally, an importance-sampling update of the run's draws on chosen
 references (Pareto-smoothed, as in Vehtari et al. 2024, JMLR 25(72)).
+
+A chunked run (``chunked.nc``) keeps every draw of the reference-year stock
+only. Its other stocks are compared through histogram quantiles, and
+quantities that need every draw's flows are not compared.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import pandas as pd
 import scipy.stats
 import xarray as xr
 
+from uncertainty.chunked_report import CHUNKED_MARKER, is_chunked_run
 from uncertainty.data import UNIT_TO_TONNES, read_table
 from uncertainty.distributions import Distribution, is_continuous_family
 from uncertainty.errors import InputError, Problem
@@ -302,6 +307,31 @@ def _metal_key(dataset: xr.Dataset, metal: str) -> str | None:
     return None
 
 
+def _locate(dataset: xr.Dataset, reference: Reference) -> tuple[str | None, int, str]:
+    """Return the run's metal and the year of a reference, or None and the reason it is not in the run."""
+    year = reference.year if reference.year is not None else int(dataset.attrs["reference_year"])
+    metal = _metal_key(dataset, reference.metal)
+    if metal is None:
+        return None, year, "metal not in run"
+    years = dataset["year"].values
+    if year not in years:
+        return None, year, f"year outside run ({years[0]}-{years[-1]})"
+    return metal, year, ""
+
+
+def _next_year(dataset: xr.Dataset, year: int) -> int:
+    """Return the year whose increment ends a fiscal year: the next one, or ``year`` at the grid's end."""
+    return year + 1 if year + 1 in dataset["year"].values else year
+
+
+def _compared_status(reference: Reference, year: int, next_year: int) -> str:
+    if reference.year is None:
+        return "compared at the run's reference year (no year stated)"
+    if reference.period == "FY" and next_year == year:
+        return "compared; the quarter past the grid's last year is extrapolated"
+    return "compared"
+
+
 def quantity_draws(dataset: xr.Dataset, reference: Reference) -> tuple[np.ndarray | None, int, str]:
     """Return the run's draws of the reference's quantity, the year used and a status.
 
@@ -312,13 +342,9 @@ def quantity_draws(dataset: xr.Dataset, reference: Reference) -> tuple[np.ndarra
     next. The draws are None when the metal or year is not in the run, and
     the status gives the reason.
     """
-    year = reference.year if reference.year is not None else int(dataset.attrs["reference_year"])
-    metal = _metal_key(dataset, reference.metal)
+    metal, year, problem = _locate(dataset, reference)
     if metal is None:
-        return None, year, "metal not in run"
-    years = dataset["year"].values
-    if year not in years:
-        return None, year, f"year outside run ({years[0]}-{years[-1]})"
+        return None, year, problem
 
     # A year without world production has no modelled flows: the run counts them as zero.
     if reference.quantity == "net_import" and "world_production" in dataset:
@@ -326,7 +352,7 @@ def quantity_draws(dataset: xr.Dataset, reference: Reference) -> tuple[np.ndarra
             return None, year, f"no world production in {year}: the run's flows of that year are not modelled"
 
     increment = dataset["increment"].sel(metal=metal)
-    next_year = year + 1 if year + 1 in years else year
+    next_year = _next_year(dataset, year)
     if reference.quantity == "stock":
         values = dataset["stock"].sel(metal=metal, year=year).values.astype(float)
         if reference.period == "FY":
@@ -335,12 +361,129 @@ def quantity_draws(dataset: xr.Dataset, reference: Reference) -> tuple[np.ndarra
         values = increment.sel(year=year).values.astype(float)
         if reference.period == "FY":
             values = (1 - FISCAL_YEAR_SHIFT) * values + FISCAL_YEAR_SHIFT * increment.sel(year=next_year).values
-    status = "compared"
-    if reference.year is None:
-        status = "compared at the run's reference year (no year stated)"
-    elif reference.period == "FY" and next_year == year:
-        status = "compared; the quarter past the grid's last year is extrapolated"
-    return values, year, status
+    return values, year, _compared_status(reference, year, next_year)
+
+
+@dataclass(frozen=True)
+class RunQuantity:
+    """The run's value of one reference's quantity.
+
+    ``draws`` contains one value per draw. A chunked run keeps per-draw stocks
+    of its reference year only, so for other years it gives ``quantiles``
+    read from its histograms instead. These are the median and the 95 %
+    interval's lower and upper bound, with the exact
+    ``negative_draw_fraction`` where the run has it. Both are None when the
+    run cannot give the quantity, and ``status`` says why. In a chunked run,
+    ``per_draw_missing`` says why a reference without ``draws`` cannot be
+    used by ``--update``.
+    """
+
+    year: int
+    status: str
+    draws: np.ndarray | None = None
+    quantiles: tuple[float, float, float] | None = None
+    negative_draw_fraction: float = math.nan
+    per_draw_missing: str = ""
+
+    @property
+    def quantiles_from(self) -> str:
+        """``draws``, ``histogram``, or an empty string when nothing was computed."""
+        if self.draws is not None:
+            return "draws"
+        return "histogram" if self.quantiles is not None else ""
+
+
+def run_quantity(dataset: xr.Dataset, reference: Reference) -> RunQuantity:
+    """Return the run's value of the reference's quantity, from a run held in memory or a chunked run."""
+    if is_chunked_run(dataset):
+        return chunked_quantity(dataset, reference)
+    draws, year, status = quantity_draws(dataset, reference)
+    return RunQuantity(year, status, draws)
+
+
+def chunked_quantity(dataset: xr.Dataset, reference: Reference) -> RunQuantity:
+    """Return a chunked run's value of the reference's quantity.
+
+    A calendar-year stock at the run's reference year comes from every draw
+    (``reference_stock``), exactly as in a run held in memory. A stock at
+    any other year, or at the end of a fiscal year, comes from the histogram
+    quantiles. A net import needs every draw's flows of one year, which a
+    chunked run does not keep, so it is not computed.
+    """
+    metal, year, problem = _locate(dataset, reference)
+    if metal is None:
+        return RunQuantity(year, problem)
+    reference_year = int(dataset.attrs["reference_year"])
+    kept = (
+        f"a chunked run keeps per-draw stocks at the end of its reference year {reference_year} only; "
+        "run 'urbanmine run' without --chunk"
+    )
+    if reference.quantity != "stock":
+        return RunQuantity(
+            year,
+            f"not compared: a net import needs every draw's flows of {year}, but {kept} to compare it",
+            per_draw_missing=f"a net import needs every draw's flows of {year}, but {kept} to update on it",
+        )
+
+    next_year = _next_year(dataset, year)
+    status = _compared_status(reference, year, next_year)
+    if year == reference_year and reference.period != "FY":
+        return RunQuantity(year, status, draws=dataset["reference_stock"].sel(metal=metal).values.astype(float))
+
+    period = "fiscal year" if reference.period == "FY" else "calendar year"
+    per_draw_missing = f"the stock at the end of {period} {year}, but {kept} to update on it"
+    weights = _stock_year_weights(dataset, year, reference.period, next_year)
+    quantiles = _histogram_stock_quantiles(dataset, metal, weights)
+    if not all(math.isfinite(value) for value in quantiles):
+        return RunQuantity(
+            year,
+            "not compared: a quantile fell outside the histogram range fixed by the first chunk; "
+            "run again with a larger --chunk",
+            per_draw_missing=per_draw_missing,
+        )
+    negative = math.nan
+    if reference.period == "FY":
+        status += "; the fiscal-year quantiles are interpolated between the year-end quantiles"
+    else:
+        negative = float(dataset["negative_draw_fraction"].sel(metal=metal, year=year))
+    return RunQuantity(
+        year, status, quantiles=quantiles, negative_draw_fraction=negative, per_draw_missing=per_draw_missing
+    )
+
+
+def _stock_year_weights(dataset: xr.Dataset, year: int, period: str, next_year: int) -> dict[int, float]:
+    """Return the year-end stocks, with weights, whose sum is the stock at the end of ``year``'s period.
+
+    A fiscal-year stock is the year-end stock plus a quarter of the next
+    year's increment, and an increment is the difference of two year-end
+    stocks (the stock before the grid's first year is zero).
+    """
+    weights = {year: 1.0}
+    if period == "FY":
+        weights[next_year] = weights.get(next_year, 0.0) + FISCAL_YEAR_SHIFT
+        if next_year - 1 in dataset["year"].values:
+            weights[next_year - 1] = weights.get(next_year - 1, 0.0) - FISCAL_YEAR_SHIFT
+    return weights
+
+
+def _histogram_stock_quantiles(
+    dataset: xr.Dataset, metal: str, weights: dict[int, float]
+) -> tuple[float, float, float]:
+    """Return the median and 95 % interval of a weighted sum of year-end stocks from histogram quantiles.
+
+    The quantiles of a sum are the sum of the quantiles only when the stocks
+    rise and fall together across draws.
+    NOTE: consecutive year-end stocks nearly do, so a fiscal-year stock read
+    this way is close to, but not exactly, the quantile of the per-draw sum.
+    """
+    tail = (1 - INTERVAL_MASS) / 2
+    quantile = dataset["stock_quantile"].sel(metal=metal)
+    result = []
+    for probability in (0.5, tail, 1 - tail):
+        at_probability = quantile.sel(quantile=probability, method="nearest", tolerance=1e-9)
+        result.append(sum(weight * float(at_probability.sel(year=year)) for year, weight in weights.items()))
+    median, lower, upper = result
+    return median, lower, upper
 
 
 def converted_reference_draws(reference: Reference, size: int = REFERENCE_DRAWS) -> np.ndarray:
@@ -495,8 +638,7 @@ def update_metal(dataset: xr.Dataset, references: list[Reference], metal: str) -
     """
     total = np.zeros(dataset.sizes["draw"])
     for reference in references:
-        draws, _, _ = quantity_draws(dataset, reference)
-        total = total + log_likelihood(draws, reference)
+        total = total + log_likelihood(run_quantity(dataset, reference).draws, reference)
     weights, ess, khat = importance_weights(total)
     ids = [reference.id for reference in references]
     if khat > KHAT_THRESHOLD:
@@ -515,8 +657,9 @@ def select_update_references(
 ) -> dict[str, list[Reference]]:
     """Group the references named in ``--update`` by the run's metal.
 
-    Raises ``InputError`` naming every id that is unknown, or whose metal or
-    year is not in the run.
+    Raises ``InputError`` naming every id that is unknown, whose metal or
+    year is not in the run, or, in a chunked run, whose quantity the run has
+    no per-draw values of.
     """
     by_id = {reference.id: reference for reference in references}
     problems: list[Problem] = []
@@ -526,11 +669,14 @@ def select_update_references(
         if reference is None:
             problems.append(Problem(file, "--update", "ids of rows in the reference table", f"unknown id {ident!r}"))
             continue
-        draws, _, status = quantity_draws(dataset, reference)
-        if draws is None:
-            problems.append(Problem(file, "--update", "a reference the run can compare", f"{ident!r}: {status}"))
-            continue
-        groups.setdefault(_metal_key(dataset, reference.metal), []).append(reference)
+        quantity = run_quantity(dataset, reference)
+        if quantity.draws is not None:
+            groups.setdefault(_metal_key(dataset, reference.metal), []).append(reference)
+        elif quantity.per_draw_missing:
+            expected = "a reference with a value in every draw"
+            problems.append(Problem(file, "--update", expected, f"{ident!r}: {quantity.per_draw_missing}"))
+        else:
+            problems.append(Problem(file, "--update", "a reference the run can compare", f"{ident!r}: {quantity.status}"))
     if problems:
         raise InputError(problems)
     return groups
@@ -538,6 +684,16 @@ def select_update_references(
 
 # ---------------------------------------------------------------------------
 # Tables
+
+
+#: Columns of agreement.csv. A chunked run adds ``quantiles_from`` after ``status``.
+AGREEMENT_COLUMNS = [
+    "id", "role", "metal", "quantity", "year", "period", "status", "median", "eti95_lower", "eti95_upper",
+    "reference_value", "conversion", "reference_converted_median", "reference_converted_lower",
+    "reference_converted_upper", "inside", "distance_half_widths", "intervals_overlap",
+    "negative_draw_fraction", "posterior_median", "posterior_eti95_lower", "posterior_eti95_upper",
+    "posterior_inside", "basis", "error_sd_log", "source", "unit",
+]
 
 
 def agreement_table(
@@ -549,67 +705,93 @@ def agreement_table(
 
     ``inside``, ``distance_half_widths`` and ``intervals_overlap`` compare the
     converted reference with the prior run (before any update). Posterior
-    columns are filled for metals in ``updates``; ``role`` is ``update`` for a
-    reference used there, which is then no independent check.
+    columns are filled for metals in ``updates`` on rows with a value in every
+    draw. ``role`` is ``update`` for a reference used there, which is then no
+    independent check. A chunked run adds the column ``quantiles_from``. It is
+    ``draws`` where a row's interval comes from every draw, ``histogram``
+    where it comes from the histogram quantiles, and empty where nothing was
+    computed.
     """
     updates = updates or {}
     used = {ident for result in updates.values() for ident in result.reference_ids}
+    chunked = is_chunked_run(dataset)
     rows = []
     for reference in references:
-        draws, year, status = quantity_draws(dataset, reference)
-        converted = converted_reference_draws(reference)
-        ref_median, ref_lower, ref_upper = interval_summary(converted)
-        row = {
-            "id": reference.id,
-            "role": "update" if reference.id in used else "check",
-            "metal": reference.metal,
-            "quantity": reference.quantity,
-            "year": year,
-            "period": reference.period or "none stated",
-            "status": status,
-            "reference_value": reference.tonnes,
-            "conversion": reference.conversion_text,
-            "reference_converted_median": ref_median,
-            "reference_converted_lower": ref_lower,
-            "reference_converted_upper": ref_upper,
-        }
-        if draws is not None:
-            median, lower, upper = interval_summary(draws)
-            row.update(
-                median=median,
-                eti95_lower=lower,
-                eti95_upper=upper,
-                inside=bool(lower <= ref_median <= upper),
-                distance_half_widths=half_width_distance(ref_median, median, lower, upper),
-                intervals_overlap=bool(ref_lower <= upper and lower <= ref_upper),
-                negative_draw_fraction=float(np.mean(draws < 0)),
-            )
-            result = updates.get(_metal_key(dataset, reference.metal))
-            if result is not None:
-                post_median, post_lower, post_upper = interval_summary(draws, result.weights)
-                row.update(
-                    posterior_median=post_median,
-                    posterior_eti95_lower=post_lower,
-                    posterior_eti95_upper=post_upper,
-                    posterior_inside=bool(post_lower <= ref_median <= post_upper),
-                )
-        row.update(basis=reference.basis, error_sd_log=reference.error_sd_log, source=reference.source, unit="t")
+        quantity = run_quantity(dataset, reference)
+        result = updates.get(_metal_key(dataset, reference.metal))
+        row = _agreement_row(reference, quantity, "update" if reference.id in used else "check", result)
+        if chunked:
+            row["quantiles_from"] = quantity.quantiles_from
         rows.append(row)
-    columns = [
-        "id", "role", "metal", "quantity", "year", "period", "status", "median", "eti95_lower", "eti95_upper",
-        "reference_value", "conversion", "reference_converted_median", "reference_converted_lower",
-        "reference_converted_upper", "inside", "distance_half_widths", "intervals_overlap",
-        "negative_draw_fraction", "posterior_median", "posterior_eti95_lower", "posterior_eti95_upper",
-        "posterior_inside", "basis", "error_sd_log", "source", "unit",
-    ]
+    columns = list(AGREEMENT_COLUMNS)
+    if chunked:
+        columns.insert(columns.index("status") + 1, "quantiles_from")
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
+def _run_interval(quantity: RunQuantity) -> tuple[float, float, float, float] | None:
+    """Return the run's median, 95 % interval and share of negative draws, or None without a value."""
+    if quantity.draws is not None:
+        median, lower, upper = interval_summary(quantity.draws)
+        return median, lower, upper, float(np.mean(quantity.draws < 0))
+    if quantity.quantiles is not None:
+        median, lower, upper = quantity.quantiles
+        return median, lower, upper, quantity.negative_draw_fraction
+    return None
+
+
+def _agreement_row(reference: Reference, quantity: RunQuantity, role: str, update: UpdateResult | None) -> dict:
+    """Build one row of the agreement table, leaving the run's columns empty when it has no value."""
+    converted = converted_reference_draws(reference)
+    ref_median, ref_lower, ref_upper = interval_summary(converted)
+    row = {
+        "id": reference.id,
+        "role": role,
+        "metal": reference.metal,
+        "quantity": reference.quantity,
+        "year": quantity.year,
+        "period": reference.period or "none stated",
+        "status": quantity.status,
+        "reference_value": reference.tonnes,
+        "conversion": reference.conversion_text,
+        "reference_converted_median": ref_median,
+        "reference_converted_lower": ref_lower,
+        "reference_converted_upper": ref_upper,
+    }
+    interval = _run_interval(quantity)
+    if interval is not None:
+        median, lower, upper, negative = interval
+        row.update(
+            median=median,
+            eti95_lower=lower,
+            eti95_upper=upper,
+            inside=bool(lower <= ref_median <= upper),
+            distance_half_widths=half_width_distance(ref_median, median, lower, upper),
+            intervals_overlap=bool(ref_lower <= upper and lower <= ref_upper),
+            negative_draw_fraction=negative,
+        )
+    if update is not None and quantity.draws is not None:
+        post_median, post_lower, post_upper = interval_summary(quantity.draws, update.weights)
+        row.update(
+            posterior_median=post_median,
+            posterior_eti95_lower=post_lower,
+            posterior_eti95_upper=post_upper,
+            posterior_inside=bool(post_lower <= ref_median <= post_upper),
+        )
+    row.update(basis=reference.basis, error_sd_log=reference.error_sd_log, source=reference.source, unit="t")
+    return row
+
+
 def _reference_year_stock(dataset: xr.Dataset) -> xr.DataArray:
+    """Return every draw's stock at the end of the reference year, in a run held in memory or a chunked run."""
+    if is_chunked_run(dataset):
+        return dataset["reference_stock"]
     return dataset["stock"].sel(year=int(dataset.attrs["reference_year"]))
 
 
 def _nims_key(dataset: xr.Dataset, metal: str) -> str:
+    # NOTE: chunked.nc stores no comparison_key, so a chunked run's metals are
+    # matched to the NIMS table by symbol, even where a model names another key.
     if "comparison_key" in dataset:
         return str(dataset["comparison_key"].sel(metal=metal).item())
     return metal
@@ -792,26 +974,15 @@ def write_comparison(
 
     The folder is written to a temporary folder first and renamed into place.
     ``out`` is replaced whole, so it must be new, empty or an earlier
-    comparison, and must not contain the run ``run_dir``.
+    comparison, and must not contain the run ``run_dir``. A chunked run has
+    no per-draw increments, so it gets no net-import figures.
     """
-    from uncertainty.agreement_plots import forest_plot, net_import_plot
+    from uncertainty.agreement_plots import forest_plot
     from uncertainty.plots import save_figure
-    from uncertainty.report import RESULT_MARKER, atomic_folder
+    from uncertainty.report import atomic_folder
 
     out = Path(out)
-    if (out / RESULT_MARKER).exists():
-        raise InputError.single(str(out), "--out", f"{out} is a run's result folder; choose a folder of its own")
-    if run_dir is not None and Path(run_dir).resolve().is_relative_to(out.resolve()):
-        raise InputError.single(
-            str(out), "--out", f"{out} contains the run {run_dir}, which replacing it would delete; choose a folder of its own"
-        )
-
-    # The folder is replaced whole, so only an earlier comparison may be in it.
-    if out.is_dir() and any(out.iterdir()) and not (out / COMPARISON_MARKER).exists():
-        raise FileExistsError(
-            f"{out} is a folder with other content and no {COMPARISON_MARKER}, so it is not replaced; "
-            "choose a new or empty --out folder"
-        )
+    _check_comparison_folder(out, run_dir)
     agreement, verdict, reserves, update_summary, _ = compare_run(dataset, data_dir, update_ids)
 
     with atomic_folder(out, force=True, marker=COMPARISON_MARKER) as staging:
@@ -824,19 +995,47 @@ def write_comparison(
         figures.mkdir()
         year = int(dataset.attrs["reference_year"])
         save_figure(forest_plot(verdict, year), figures / "forest")
-
-        net_rows = agreement[agreement["quantity"] == "net_import"]
-        for metal, rows in net_rows.groupby("metal"):
-            symbol = _metal_key(dataset, metal)
-            if symbol is None:
-                continue
-            increment = dataset["increment"].sel(metal=symbol)
-            quantiles = increment.quantile([0.025, 0.25, 0.5, 0.75, 0.975], dim="draw").values
-            # Years without world production have no modelled flows, so they are left blank.
-            unmodelled = np.isnan(dataset["world_production"].sel(metal=symbol).values)
-            quantiles[:, unmodelled] = np.nan
-            bands = {"median": quantiles[2], "eti50": quantiles[[1, 3]], "eti95": quantiles[[0, 4]]}
-            first_year = min(int(rows["year"].min()), year) - 15
-            figure = net_import_plot(dataset["year"].values, bands, rows, metal, first_year)
-            save_figure(figure, figures / f"net_import_{metal}")
+        if not is_chunked_run(dataset):
+            _save_net_import_figures(dataset, agreement, figures)
     return ComparisonOutput(out, agreement, verdict, reserves, update_summary)
+
+
+def _check_comparison_folder(out: Path, run_dir: Path | None) -> None:
+    """Raise unless ``out`` may be replaced whole by a comparison."""
+    from uncertainty.report import RESULT_MARKER
+
+    if (out / RESULT_MARKER).exists() or (out / CHUNKED_MARKER).exists():
+        raise InputError.single(str(out), "--out", f"{out} is a run's result folder; choose a folder of its own")
+    if run_dir is not None and Path(run_dir).resolve().is_relative_to(out.resolve()):
+        raise InputError.single(
+            str(out), "--out", f"{out} contains the run {run_dir}, which replacing it would delete; choose a folder of its own"
+        )
+
+    # The folder is replaced whole, so only an earlier comparison may be in it.
+    if out.is_dir() and any(out.iterdir()) and not (out / COMPARISON_MARKER).exists():
+        raise FileExistsError(
+            f"{out} is a folder with other content and no {COMPARISON_MARKER}, so it is not replaced; "
+            "choose a new or empty --out folder"
+        )
+
+
+def _save_net_import_figures(dataset: xr.Dataset, agreement: pd.DataFrame, figures: Path) -> None:
+    """Draw the yearly net import of every metal with net-import references beside them."""
+    from uncertainty.agreement_plots import net_import_plot
+    from uncertainty.plots import save_figure
+
+    year = int(dataset.attrs["reference_year"])
+    net_rows = agreement[agreement["quantity"] == "net_import"]
+    for metal, rows in net_rows.groupby("metal"):
+        symbol = _metal_key(dataset, metal)
+        if symbol is None:
+            continue
+        increment = dataset["increment"].sel(metal=symbol)
+        quantiles = increment.quantile([0.025, 0.25, 0.5, 0.75, 0.975], dim="draw").values
+        # Years without world production have no modelled flows, so they are left blank.
+        unmodelled = np.isnan(dataset["world_production"].sel(metal=symbol).values)
+        quantiles[:, unmodelled] = np.nan
+        bands = {"median": quantiles[2], "eti50": quantiles[[1, 3]], "eti95": quantiles[[0, 4]]}
+        first_year = min(int(rows["year"].min()), year) - 15
+        figure = net_import_plot(dataset["year"].values, bands, rows, metal, first_year)
+        save_figure(figure, figures / f"net_import_{metal}")

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uncertainty.chunked import QUANTILES
+from uncertainty.errors import InputError, Problem
 from uncertainty.intervals import (
     equal_tailed,
     highest_density,
@@ -20,6 +22,57 @@ from uncertainty.report import atomic_folder
 
 #: File that marks a folder as a complete chunked result.
 CHUNKED_MARKER = "chunked.nc"
+
+#: Variables of chunked.nc that the tables and ``urbanmine compare`` read, with their dimensions.
+CHUNKED_VARIABLES = {
+    "reference_stock": ("draw", "metal"),
+    "observed_share": ("draw", "metal"),
+    "stock_mean": ("metal", "year"),
+    "negative_draw_fraction": ("metal", "year"),
+    "stock_quantile": ("metal", "year", "quantile"),
+    "prior_only": ("metal",),
+}
+
+
+def is_chunked_run(dataset: xr.Dataset) -> bool:
+    """Tell whether ``dataset`` contains the summaries of a chunked run rather than every draw."""
+    return "reference_stock" in dataset.data_vars and "stock" not in dataset.data_vars
+
+
+def open_chunked_result(path: Path) -> xr.Dataset:
+    """Load a chunked run's ``chunked.nc`` into memory and check that it has what the tables read.
+
+    Raises ``InputError`` naming the file and every missing variable,
+    attribute or quantile, or the reason the file cannot be read.
+    """
+    path = Path(path)
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as opened:
+            dataset = opened.load()
+    except (OSError, ValueError) as exc:
+        expected = "a netCDF file written by 'urbanmine run --chunk'"
+        raise InputError([Problem(str(path), "file", expected, f"an unreadable file ({exc})")]) from exc
+
+    problems = []
+    for name, dims in CHUNKED_VARIABLES.items():
+        if name not in dataset.data_vars:
+            problems.append(Problem(str(path), f"variable {name!r}", f"dimensions {dims}", "no such variable"))
+        elif dataset[name].dims != dims:
+            problems.append(Problem(str(path), f"variable {name!r}", f"dimensions {dims}", repr(dataset[name].dims)))
+    year = dataset.attrs.get("reference_year")
+    if year is None:
+        problems.append(Problem(str(path), "attribute 'reference_year'", "the reference year", "no such attribute"))
+    elif "year" in dataset.coords and int(year) not in dataset["year"].values:
+        problems.append(Problem(str(path), "attribute 'reference_year'", "a year of the coordinate 'year'", repr(year)))
+    if "quantile" in dataset.coords:
+        stored = dataset["quantile"].values
+        missing = [q for q in QUANTILES if not np.any(np.isclose(stored, q, rtol=0, atol=1e-9))]
+        if missing:
+            found = f"{stored.tolist()}, without {missing}"
+            problems.append(Problem(str(path), "coordinate 'quantile'", f"the probabilities {list(QUANTILES)}", found))
+    if problems:
+        raise InputError(problems)
+    return dataset
 
 
 def chunked_summary_table(dataset: xr.Dataset) -> pd.DataFrame:
@@ -101,22 +154,29 @@ def band_summary(dataset: xr.Dataset) -> xr.Dataset:
     )
 
 
+def write_chunked_tables_and_figures(dataset: xr.Dataset, reference: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """Write summary.csv, comparison.csv and fan charts of a chunked run into ``folder`` and return the comparison."""
+    folder = Path(folder)
+    chunked_summary_table(dataset).to_csv(folder / "summary.csv", index=False, float_format="%.6g")
+    comparison = chunked_comparison_table(dataset, reference)
+    comparison.to_csv(folder / "comparison.csv", index=False, float_format="%.6g")
+
+    # Fan charts from the histogram quantiles; the observed years are not kept by a chunked run.
+    figures = folder / "figures"
+    figures.mkdir(exist_ok=True)
+    bands = band_summary(dataset)
+    for row in comparison.itertuples():
+        figure = fan_chart(
+            bands, row.metal, int(dataset.attrs["reference_year"]), np.array([], dtype=int),
+            row.nims_stock, "NIMS 2008", row.prior_only,
+        )
+        save_figure(figure, figures / f"stock_{row.metal}")
+    return comparison
+
+
 def write_chunked_result(dataset: xr.Dataset, reference: pd.DataFrame, target: Path, force: bool) -> pd.DataFrame:
     """Write chunked.nc, summary.csv, comparison.csv and fan charts atomically; return the comparison."""
     with atomic_folder(target, force, marker=CHUNKED_MARKER) as staging:
-        chunked_summary_table(dataset).to_csv(staging / "summary.csv", index=False, float_format="%.6g")
-        comparison = chunked_comparison_table(dataset, reference)
-        comparison.to_csv(staging / "comparison.csv", index=False, float_format="%.6g")
-
-        # Fan charts from the histogram quantiles; the observed years are not kept by a chunked run.
-        figures = staging / "figures"
-        figures.mkdir()
-        bands = band_summary(dataset)
-        for row in comparison.itertuples():
-            figure = fan_chart(
-                bands, row.metal, int(dataset.attrs["reference_year"]), np.array([], dtype=int),
-                row.nims_stock, "NIMS 2008", row.prior_only,
-            )
-            save_figure(figure, figures / f"stock_{row.metal}")
+        comparison = write_chunked_tables_and_figures(dataset, reference, staging)
         dataset.to_netcdf(staging / CHUNKED_MARKER, engine="netcdf4")
     return comparison

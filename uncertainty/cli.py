@@ -229,6 +229,8 @@ def _report(args: argparse.Namespace) -> int:
     from uncertainty.report import open_result, rewrite_tables
 
     dataset = open_result(args.folder)
+    # NOTE: chunked.nc stores no boundary, so the data are loaded for --boundary
+    # or jp. Only their NIMS table is used, which is the same for every boundary.
     boundary = args.boundary or dataset.attrs.get("boundary_key", DEFAULT_BOUNDARY)
     data = load_data(args.data or PROJECT_ROOT / "data", boundary)
     rewrite_tables(dataset, data.reference, args.folder)
@@ -307,6 +309,14 @@ def _compare(args: argparse.Namespace) -> int:
     if not result.updates.empty:
         print()
         print(result.updates.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if "quantiles_from" in result.agreement:
+        sources = result.agreement["quantiles_from"].fillna("")
+        blocked = result.agreement["status"].str.startswith("not compared")
+        print(
+            f"\nchunked run: {(sources == 'draws').sum()} references compared with every draw, "
+            f"{(sources == 'histogram').sum()} with histogram quantiles, and {blocked.sum()} that a "
+            "chunked run cannot compare (the status column of agreement.csv says why)"
+        )
     print(f"\nwrote {out}")
     return 0
 

@@ -5,6 +5,8 @@ per metal and year), ``comparison.csv`` (per metal at the reference year,
 beside the published NIMS stock), ``flows.csv`` (cumulative flows and their
 observed years), ``rank_correlations.csv`` (Spearman correlation of each
 scalar input with the reference-year stock), ``notes.txt`` and ``figures/``.
+The folder of a chunked run contains ``chunked.nc``, ``summary.csv``,
+``comparison.csv`` and ``figures/`` instead (:mod:`uncertainty.chunked_report`).
 
 Files are first written to a temporary folder beside the target, which is
 renamed into place only when complete. So an interrupted run never leaves a
@@ -342,15 +344,18 @@ def write_result(
 
 
 def rewrite_tables(dataset: xr.Dataset, reference: pd.DataFrame, folder: Path) -> pd.DataFrame:
-    """Redraw the tables and figures of a result folder from its draws.
+    """Redraw the tables and figures of a result folder from its draws, or from a chunked run's summaries.
 
     The new files are written to a temporary folder first and then moved over
-    the old ones one by one. ``stocks.nc`` is left as it is.
+    the old ones one by one. ``stocks.nc`` or ``chunked.nc`` is left as it is.
     """
+    from uncertainty.chunked_report import is_chunked_run, write_chunked_tables_and_figures
+
+    writer = write_chunked_tables_and_figures if is_chunked_run(dataset) else write_tables_and_figures
     folder = Path(folder)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tables.", dir=folder.parent))
     try:
-        comparison = write_tables_and_figures(dataset, reference, staging)
+        comparison = writer(dataset, reference, staging)
         for item in staging.iterdir():
             destination = folder / item.name
             if destination.is_dir():
@@ -362,9 +367,19 @@ def rewrite_tables(dataset: xr.Dataset, reference: pd.DataFrame, folder: Path) -
 
 
 def open_result(folder: Path) -> xr.Dataset:
-    """Load the draws of a result folder into memory."""
+    """Load a result folder into memory: every draw from ``stocks.nc``, or a chunked run's ``chunked.nc``.
+
+    Raises ``FileNotFoundError`` when the folder contains neither, and
+    ``InputError`` when ``chunked.nc`` lacks what the tables read.
+    """
+    from uncertainty.chunked_report import CHUNKED_MARKER, open_chunked_result
+
     path = Path(folder) / RESULT_MARKER
-    if not path.exists():
-        raise FileNotFoundError(f"{folder} contains no result: {RESULT_MARKER} not found")
-    with xr.open_dataset(path, engine="netcdf4") as dataset:
-        return dataset.load()
+    if path.exists():
+        with xr.open_dataset(path, engine="netcdf4") as dataset:
+            return dataset.load()
+    if (Path(folder) / CHUNKED_MARKER).exists():
+        return open_chunked_result(Path(folder) / CHUNKED_MARKER)
+    raise FileNotFoundError(
+        f"{folder} contains no result: {RESULT_MARKER} not found, nor {CHUNKED_MARKER} of a chunked run"
+    )
