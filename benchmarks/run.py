@@ -1,12 +1,15 @@
 """Benchmarks of the stock engine, printed as ratios measured in one process.
 
-Usage (not part of the test suite; needs the `benchmark` extra for psutil):
+Usage (not part of the test suite; needs the `benchmark` extra for threadpoolctl):
 
     python benchmarks/run.py [--quick] [--memory-draws 100000,1000000]
 
 (a) the vectorised engine against a per-draw Python loop of the same model,
 (b) the engine against a memory-bandwidth bound: copying, with numpy, arrays
-    of the size of the flows the engine produced,
+    of the size of the flows the engine produced. Two parts of the engine
+    are also timed alone against the same kind of bound: drawing the
+    standard normals that one block consumes, and the stock kernel
+    (increments and cumulative stocks from given flows),
 (c) peak resident memory of chunked runs of all metals, each in a child process,
 (d) a chunked run on a dask LocalCluster with one worker and with two.
 """
@@ -21,13 +24,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from uncertainty.chunked import prepare_metals, run_chunked  # noqa: E402
 from uncertainty.data import load_data  # noqa: E402
-from uncertainty.engine import simulate_metal  # noqa: E402
+from uncertainty.engine import cumulative_stock, metal_increment, simulate_metal  # noqa: E402
+from uncertainty.shares import ConditionedWalk  # noqa: E402
 from uncertainty.simulate import BLOCK_SIZE, block_streams  # noqa: E402
 from uncertainty.spec import load_models  # noqa: E402
 
@@ -71,15 +76,55 @@ def engine_against_copy(prepared) -> tuple[float, float, float]:
             outputs.extend(draws.flows.values())
 
     engine = best_of(vectorised)
-    sources = [np.random.default_rng(0).random(array.shape) for array in outputs]
+    copy_time = copy_seconds([array.shape for array in outputs])
+    return engine, copy_time, engine / copy_time
+
+
+def copy_seconds(shapes: list[tuple[int, ...]]) -> float:
+    """Return the best time to copy float64 arrays of ``shapes`` into preallocated arrays."""
+    sources = [np.random.default_rng(0).random(shape) for shape in shapes]
     targets = [np.empty_like(array) for array in sources]
 
     def copy():
         for source, target in zip(sources, targets):
             np.copyto(target, source)
 
-    copy_time = best_of(copy, repeats=5)
-    return engine, copy_time, engine / copy_time
+    return best_of(copy, repeats=5)
+
+
+def normals_against_copy(prepared) -> tuple[float, float, float]:
+    """Return seconds to draw one block's walk normals, copy seconds for arrays of that size, and their ratio."""
+    shapes = [
+        (BLOCK_SIZE, walk.n_normals)
+        for metal in prepared
+        for walk in metal.walks.values()
+        if isinstance(walk, ConditionedWalk)
+    ]
+    generator = np.random.default_rng(3)
+
+    def draw():
+        for shape in shapes:
+            generator.standard_normal(shape)
+
+    seconds = best_of(draw)
+    copy_time = copy_seconds(shapes)
+    return seconds, copy_time, seconds / copy_time
+
+
+def kernel_against_copy(prepared) -> tuple[float, float, float]:
+    """Return seconds of the stock kernel on one block's flows, copy seconds for the flows, and their ratio."""
+    blocks = [
+        (metal.model, simulate_metal(metal.model, metal.inputs, BLOCK_SIZE, block_streams(4, metal.model.metal, 0), dict(metal.walks)).flows)
+        for metal in prepared
+    ]
+
+    def kernel():
+        for model, flows in blocks:
+            cumulative_stock(metal_increment(model, flows))
+
+    seconds = best_of(kernel, repeats=5)
+    copy_time = copy_seconds([array.shape for _, flows in blocks for array in flows.values()])
+    return seconds, copy_time, seconds / copy_time
 
 
 def peak_memory(n_draws: int, chunk: int) -> tuple[float, float]:
@@ -124,11 +169,20 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}, numpy {np.__version__}")
     print(f"metals: {len(prepared)}, years: {prepared[0].inputs.years.size}, block: {BLOCK_SIZE} draws")
 
-    vectorised, loop, ratio = engine_against_loop(prepared, 16 if args.quick else 64)
-    print(f"(a) engine {vectorised * 1e3:.3f} ms/draw, per-draw loop {loop * 1e3:.2f} ms/draw: {ratio:.0f}x faster")
+    # (a) and (b) compare single-core timings, so BLAS gets one thread too.
+    with threadpool_limits(limits=1):
+        vectorised, loop, ratio = engine_against_loop(prepared, 16 if args.quick else 64)
+        print(f"(a) engine {vectorised * 1e3:.3f} ms/draw, per-draw loop {loop * 1e3:.2f} ms/draw: {ratio:.0f}x faster")
 
-    engine, copy_time, ratio = engine_against_copy(prepared)
-    print(f"(b) engine {engine:.3f} s for one block, numpy copy of its output {copy_time:.4f} s: {ratio:.1f}x the copy time")
+        engine, output_copy, ratio = engine_against_copy(prepared)
+        print(f"(b) engine {engine:.3f} s for one block, numpy copy of its output {output_copy:.4f} s: {ratio:.1f}x the copy time")
+        seconds, copy_time, ratio = normals_against_copy(prepared)
+        print(
+            f"(b) its standard normals alone {seconds:.3f} s: {seconds / output_copy:.1f}x the copy of the output, "
+            f"{ratio:.1f}x a copy of arrays of their own size ({copy_time:.4f} s)"
+        )
+        seconds, copy_time, ratio = kernel_against_copy(prepared)
+        print(f"(b) stock kernel on given flows {seconds:.4f} s, copy of the flows {copy_time:.4f} s: {ratio:.1f}x")
 
     sizes = [4096] if args.quick else [int(size) for size in args.memory_draws.split(",")]
     for n_draws in sizes:

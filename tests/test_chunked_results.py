@@ -260,3 +260,22 @@ def test_histogram_overflow_is_not_compared(runs):
     assert quantity.quantiles is None
     assert quantity.draws is None
     assert quantity.status.startswith("not compared: a quantile fell outside the histogram range")
+
+
+def test_chunked_run_records_boundary_and_keys(runs):
+    chunked, _ = runs
+    with xr.open_dataset(chunked / "chunked.nc") as dataset:
+        assert dataset.attrs["boundary_key"] == "jp"
+        assert list(dataset["comparison_key"].values) == ["Fe", "PGM", "Au"]
+
+
+def test_us_chunked_run_has_no_nims_value(tmp_path):
+    out = tmp_path / "us"
+    status = cli.main(
+        ["run", "--boundary", "us", "--models", str(ROOT / "models" / "us"), "--metals", "Cu",
+         "--draws", "1024", "--chunk", "1024", "--out", str(out), "--no-progress"]
+    )
+    assert status == 0
+    comparison = pd.read_csv(out / "comparison.csv")
+    assert comparison["metal"].tolist() == ["Cu"]
+    assert comparison["nims_stock"].isna().all()

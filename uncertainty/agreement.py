@@ -790,8 +790,7 @@ def _reference_year_stock(dataset: xr.Dataset) -> xr.DataArray:
 
 
 def _nims_key(dataset: xr.Dataset, metal: str) -> str:
-    # NOTE: chunked.nc stores no comparison_key, so a chunked run's metals are
-    # matched to the NIMS table by symbol, even where a model names another key.
+    # A chunked.nc without comparison keys (older runs) matches metals by symbol.
     if "comparison_key" in dataset:
         return str(dataset["comparison_key"].sel(metal=metal).item())
     return metal

@@ -311,9 +311,11 @@ def run_chunked(
             "negative_draw_fraction": (("metal", "year"), negative, {"units": "1"}),
             "stock_quantile": (("metal", "year", "quantile"), quantiles, {"units": "t"}),
             "prior_only": (("metal",), np.array(prior_only)),
+            "comparison_key": (("metal",), np.array([m.comparison_key for m in models.metals], dtype=str)),
         },
         coords={"draw": np.arange(n_draws), "metal": metals, "year": years, "quantile": list(QUANTILES)},
         attrs={
+            "boundary_key": boundary.key,
             "reference_year": boundary.reference_year,
             "seed": seed,
             "n_draws": n_draws,

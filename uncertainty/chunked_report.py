@@ -108,11 +108,13 @@ def chunked_comparison_table(dataset: xr.Dataset, reference: pd.DataFrame) -> pd
     median = stock.median("draw")
     share = dataset["observed_share"].median("draw")
     published = reference.set_index("metal")["stock_t"]
+    # A chunked.nc without comparison keys (older runs) matches metals by symbol.
+    keys = dataset["comparison_key"].values if "comparison_key" in dataset else dataset["metal"].values
     rows = []
-    for metal in dataset["metal"].values:
+    for metal, key in zip(dataset["metal"].values, keys):
         middle = float(median.sel(metal=metal))
         lower, upper = (float(v) for v in eti.sel(metal=metal).values)
-        nims = float(published.get(metal, math.nan))
+        nims = float(published.get(str(key), math.nan))
         rows.append(
             {
                 "metal": metal,
