@@ -49,6 +49,8 @@ QUANTILES = (0.025, 0.05, 0.25, 0.5, 0.75, 0.95, 0.975)
 N_BINS = 2048
 #: Widening of the pilot range on each side, as a fraction of its width in asinh units.
 MARGIN = 0.5
+#: Draws binned at a time when a chunk's histogram is counted.
+HISTOGRAM_ROWS = 8192
 
 
 class HistogramOverflowWarning(RuntimeWarning):
@@ -118,10 +120,15 @@ def _chunk_stocks(prepared: list[PreparedMetal], reference_year: int, start: int
         # Years are sorted, so the years up to the reference year are a prefix.
         upto = int(np.searchsorted(inputs.years, reference_year, side="right"))
         cache = dict(metal.walks)
-        stocks, shares = [], []
+        stock = np.empty((stop - start, inputs.years.size))
+        share = np.empty(stop - start)
         for block in range(start // BLOCK_SIZE, -(-stop // BLOCK_SIZE)):
             draws = simulate_metal(model, inputs, BLOCK_SIZE, block_streams(seed, model.metal, block), cache)
-            stocks.append(cumulative_stock(metal_increment(model, draws.flows)))
+
+            # The block's draws first..last-1 are the chunk's rows first+shift..last+shift-1.
+            shift = block * BLOCK_SIZE - start
+            first, last = max(0, -shift), min(BLOCK_SIZE, stop - start - shift)
+            stock[first + shift : last + shift] = cumulative_stock(metal_increment(model, draws.flows))[first:last]
 
             # Observed share: gross in- and outflows in observed years over all of them.
             total = np.zeros(BLOCK_SIZE)
@@ -131,10 +138,7 @@ def _chunk_stocks(prepared: list[PreparedMetal], reference_year: int, start: int
                 total += magnitude.sum(axis=1)
                 on_observed += magnitude @ draws.observed[flow.name][:upto].astype(float)
             with np.errstate(invalid="ignore", divide="ignore"):
-                shares.append(np.where(total > 0, on_observed / total, np.nan))
-        offset = start - (start // BLOCK_SIZE) * BLOCK_SIZE
-        stock = np.concatenate(stocks)[offset : offset + stop - start]
-        share = np.concatenate(shares)[offset : offset + stop - start]
+                share[first + shift : last + shift] = np.where(total > 0, on_observed / total, np.nan)[first:last]
         yield position, stock, share
 
 
@@ -190,14 +194,21 @@ def _histogram(stock: np.ndarray, edges: np.ndarray, scales: np.ndarray) -> np.n
     edge and NaN draws.
     """
     n_years = stock.shape[1]
-    transformed = np.arcsinh(stock / scales)
     low = edges[:, 0]
     width = (edges[:, -1] - low) / N_BINS
-    with np.errstate(invalid="ignore"):
-        position = np.floor((transformed - low) / width)
-    index = np.clip(np.nan_to_num(position, nan=N_BINS), -1, N_BINS).astype(np.int64) + 1
-    index += np.arange(n_years) * (N_BINS + 2)
-    counts = np.bincount(index.ravel(), minlength=n_years * (N_BINS + 2))
+    offsets = np.arange(n_years) * (N_BINS + 2) + 1
+    counts = np.zeros(n_years * (N_BINS + 2), dtype=np.int64)
+    # Rows go in slices, in place, so the temporaries stay small beside the chunk.
+    for rows in range(0, stock.shape[0], HISTOGRAM_ROWS):
+        position = np.arcsinh(stock[rows : rows + HISTOGRAM_ROWS] / scales)
+        position -= low
+        position /= width
+        np.floor(position, out=position)
+        np.nan_to_num(position, copy=False, nan=N_BINS)
+        np.clip(position, -1, N_BINS, out=position)
+        index = position.astype(np.int64)
+        index += offsets
+        counts += np.bincount(index.ravel(), minlength=counts.size)
     return counts.reshape(n_years, N_BINS + 2)
 
 
@@ -287,14 +298,30 @@ def run_chunked(
     tasks = [(start, min(start + chunk_draws, n_draws)) for start in starts]
     pilot = summarize_chunk(prepared, boundary, *tasks[0], seed, None, None)
     edges, scales = pilot.edges, pilot.scales
-    summaries = [pilot] + _run_tasks(prepared, boundary, tasks[1:], seed, edges, scales, scheduler, use_dask)
-    summaries.sort(key=lambda summary: summary.start)
 
-    reference_stock = np.concatenate([s.reference_stock for s in summaries])
-    observed = np.concatenate([s.observed_share for s in summaries])
-    stock_mean = sum(s.stock_sum for s in summaries) / n_draws
-    negative = sum(s.negative for s in summaries) / n_draws
-    counts = sum(s.counts for s in summaries)
+    # Summaries are added up as they arrive, so memory keeps one total, not one per chunk.
+    reference_stock = np.empty((n_draws, len(prepared)))
+    observed = np.empty((n_draws, len(prepared)))
+    stock_sum = np.zeros_like(pilot.stock_sum)
+    negative = np.zeros_like(pilot.negative)
+    counts = np.zeros_like(pilot.counts)
+
+    def add(summary: ChunkSummary) -> None:
+        stop = summary.start + summary.reference_stock.shape[0]
+        reference_stock[summary.start : stop] = summary.reference_stock
+        observed[summary.start : stop] = summary.observed_share
+        # Sums in chunk order keep the mean the same bits whatever order chunks finish in.
+        pending[summary.start] = summary.stock_sum
+        negative[...] += summary.negative
+        counts[...] += summary.counts
+
+    pending: dict[int, np.ndarray] = {}
+    add(pilot)
+    _run_tasks(prepared, boundary, tasks[1:], seed, edges, scales, scheduler, use_dask, add)
+    for start in sorted(pending):
+        stock_sum += pending[start]
+    stock_mean = stock_sum / n_draws
+    negative = negative / n_draws
     quantiles = histogram_quantiles(counts, edges, scales)
 
     prior_only = [
@@ -330,25 +357,32 @@ def _observed_masks(metal: PreparedMetal) -> list[np.ndarray]:
     return list(probe.observed.values())
 
 
-def _run_tasks(prepared, boundary, tasks, seed, edges, scales, scheduler, use_dask) -> list[ChunkSummary]:
-    """Run every chunk, locally, on dask threads, or on a dask.distributed cluster."""
+def _run_tasks(prepared, boundary, tasks, seed, edges, scales, scheduler, use_dask, add) -> None:
+    """Run every chunk, locally, on dask threads, or on a dask.distributed cluster, passing each summary to ``add``."""
     if scheduler is None and not use_dask:
-        results = []
         for start, stop in tasks:
             logger.info("chunk of draws %d-%d", start, stop - 1)
-            results.append(summarize_chunk(prepared, boundary, start, stop, seed, edges, scales))
-        return results
+            add(summarize_chunk(prepared, boundary, start, stop, seed, edges, scales))
+        return
 
     if scheduler is None:
+        import os
+
         import dask
 
-        delayed = [
-            dask.delayed(summarize_chunk)(prepared, boundary, start, stop, seed, edges, scales)
-            for start, stop in tasks
-        ]
-        return list(dask.compute(*delayed, scheduler="threads"))
+        # A few chunks per thread at a time, so finished summaries are added
+        # up before the next ones are computed.
+        batch = 2 * (os.cpu_count() or 1)
+        for first in range(0, len(tasks), batch):
+            delayed = [
+                dask.delayed(summarize_chunk)(prepared, boundary, start, stop, seed, edges, scales)
+                for start, stop in tasks[first : first + batch]
+            ]
+            for summary in dask.compute(*delayed, scheduler="threads"):
+                add(summary)
+        return
 
-    from distributed import Client
+    from distributed import Client, as_completed
 
     try:
         client = Client(scheduler, timeout="10s")
@@ -361,4 +395,9 @@ def _run_tasks(prepared, boundary, tasks, seed, edges, scales, scheduler, use_da
             client.submit(summarize_chunk, shared[0], shared[1], start, stop, seed, shared[2], shared[3], pure=False)
             for start, stop in tasks
         ]
-        return client.gather(futures)
+        finished = as_completed(futures)
+        # Dropping the list lets each result be released once it has been added.
+        del futures
+        for future in finished:
+            add(future.result())
+            future.release()

@@ -229,8 +229,6 @@ def _report(args: argparse.Namespace) -> int:
     from uncertainty.report import open_result, rewrite_tables
 
     dataset = open_result(args.folder)
-    # NOTE: chunked.nc stores no boundary, so the data are loaded for --boundary
-    # or jp. Only their NIMS table is used, which is the same for every boundary.
     boundary = args.boundary or dataset.attrs.get("boundary_key", DEFAULT_BOUNDARY)
     data = load_data(args.data or PROJECT_ROOT / "data", boundary)
     rewrite_tables(dataset, data.reference, args.folder)
