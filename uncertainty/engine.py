@@ -98,6 +98,9 @@ class MetalDraws:
         Scalar uncertain inputs, for sensitivity analysis.
     notes : list of str
         Caveats found while evaluating the model (dropped anchors, missing proxy).
+    tallies : dict of str to list of int
+        Caveats that hold in a share of the draws: message (with a ``{share}``
+        field) to [cases, total], summed over blocks by :meth:`tally`.
     """
 
     flows: dict[str, np.ndarray] = field(default_factory=dict)
@@ -105,6 +108,22 @@ class MetalDraws:
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     copula_uniforms: dict[str, np.ndarray] = field(default_factory=dict)
+    tallies: dict[str, list[int]] = field(default_factory=dict)
+
+    def tally(self, message: str, cases: int, total: int) -> None:
+        """Add ``cases`` out of ``total`` to the caveat ``message``."""
+        counts = self.tallies.setdefault(message, [0, 0])
+        counts[0] += int(cases)
+        counts[1] += int(total)
+
+    def all_notes(self) -> list[str]:
+        """Return the notes, then every tallied caveat with at least one case and its share filled in."""
+        shares = [
+            message.format(share=f"{cases / total:.1%}")
+            for message, (cases, total) in self.tallies.items()
+            if cases
+        ]
+        return self.notes + shares
 
 
 def draw_scalar(
@@ -317,17 +336,20 @@ def sample_export_factor(
     model: MetalModel,
     flow: ProductExportFlow,
     ratios: np.ndarray,
+    years: np.ndarray,
     n_draws: int,
     streams: Streams,
     draws: MetalDraws,
 ) -> np.ndarray:
-    """Draw the share of domestic demand that leaves inside exported products, shape (n_draws,).
+    """Draw the share of domestic demand that leaves inside exported products, shape (n_draws, n_years).
 
     factor = mapped_share x sum over sectors of split_s x ratio_s. The split of
     the mapped demand among the sectors is uniform on the simplex
     (Dirichlet(1, ..., 1)) because no split is declared. Each sector's ratio is
     log-normal about its table value with sd ``ratio_sigma``, truncated so that
-    no sector exports more than its whole output (ratio <= 1).
+    no sector exports more than its whole output (ratio <= 1). With a
+    ``ratio_step`` the log ratios also drift outside ``ratio_step_years`` (see
+    :func:`ratio_drift`), and a drifted ratio above 1 counts as 1.
     """
     mapped = draw_scalar(model, f"{flow.name}.mapped_share", flow.mapped_share, n_draws, streams, draws)
     draws.inputs[f"{flow.name}.mapped_share"] = mapped
@@ -344,7 +366,40 @@ def sample_export_factor(
         drawn = np.broadcast_to(ratios, (n_draws, ratios.size))
     for position, code in enumerate(flow.sectors):
         draws.inputs[f"{flow.name}.ratio[{code}]"] = drawn[:, position]
-    return mapped * np.sum(split * drawn, axis=1)
+    if flow.ratio_step == 0 or flow.ratio_step_years is None:
+        return (mapped * np.sum(split * drawn, axis=1))[:, None]
+
+    drift = ratio_drift(years, flow.ratio_step, flow.ratio_step_years, n_draws, streams(f"{flow.name}.ratio_drift"))
+    yearly = drawn[:, :, None] * np.exp(drift)[:, None, :]
+    above = yearly > 1.0
+    draws.tally(
+        f"{flow.name}: a drifted sector export ratio above 1 in {{share}} of draw-sector-years, "
+        "counted as 1 there",
+        above.sum(),
+        above.size,
+    )
+    np.minimum(yearly, 1.0, out=yearly)
+    return mapped[:, None] * np.einsum("ds,dsy->dy", split, yearly)
+
+
+def ratio_drift(
+    years: np.ndarray, step: float, window: tuple[int, int], n_draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Draw the log drift of export ratios, shape (n_draws, n_years).
+
+    The drift is 0 inside ``window``, the years whose spread ``ratio_sigma``
+    already describes. Outside it the drift is a Gaussian random walk with
+    yearly sd ``step``, going forward from the window's last year and
+    backward from its first. Its variance is ``step**2 * k`` at ``k`` years
+    outside. ``years`` are sorted.
+    """
+    steps = rng.standard_normal((n_draws, years.size)) * step
+    drift = np.zeros((n_draws, years.size))
+    after = years > window[1]
+    before = years < window[0]
+    drift[:, after] = np.cumsum(steps[:, after], axis=1)
+    drift[:, before] = np.cumsum(steps[:, before][:, ::-1], axis=1)[:, ::-1]
+    return drift
 
 
 def simulate_metal(
@@ -390,18 +445,18 @@ def simulate_metal(
             else:
                 demand = draws.flows[flow.demand]
             ratios = np.array([inputs.sector_ratios[code] for code in flow.sectors])
-            factor = sample_export_factor(model, flow, ratios, n_draws, streams, draws)
+            factor = sample_export_factor(model, flow, ratios, inputs.years, n_draws, streams, draws)
 
             # Negative demand (a sum whose outflows exceed its inflows) exports
             # nothing; how often that happens is reported, not hidden.
             negative = demand < 0
-            if negative.any():
-                draws.notes.append(
-                    f"{flow.name}: demand {flow.demand!r} below 0 in {negative.mean():.1%} of "
-                    "draw-years, counted as 0 there"
-                )
+            draws.tally(
+                f"{flow.name}: demand {flow.demand!r} below 0 in {{share}} of draw-years, counted as 0 there",
+                negative.sum(),
+                negative.size,
+            )
             exported = np.maximum(demand, 0.0)
-            exported *= factor[:, None]
+            exported *= factor
             draws.flows[flow.name] = exported
             draws.observed[flow.name] = np.zeros(n_years, dtype=bool)
     return draws

@@ -87,6 +87,9 @@ def simulate_metal_blocks(
         inputs={name: np.concatenate([b.inputs[name] for b in blocks])[:n_draws] for name in blocks[0].inputs},
         notes=list(dict.fromkeys(note for b in blocks for note in b.notes)),
     )
+    for block in blocks:
+        for message, (cases, total) in block.tallies.items():
+            joined.tally(message, cases, total)
     return joined
 
 
@@ -220,8 +223,9 @@ def simulate(
             input_columns[f"{model.metal}:{name}"] = values
             input_metals.append(model.metal)
         prior_only[position] = is_prior_only(model, draws)
-        notes.append("\n".join(draws.notes))
-        logger.info("simulated %s: %d flows, %d notes", model.metal, len(model.flows), len(draws.notes))
+        metal_notes = draws.all_notes()
+        notes.append("\n".join(metal_notes))
+        logger.info("simulated %s: %d flows, %d notes", model.metal, len(model.flows), len(metal_notes))
 
     stock = cumulative_stock(increment)
 

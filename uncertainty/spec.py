@@ -75,6 +75,9 @@ FLOW_KEYS = {
         "mapped_share",
         "ratio_sigma",
         "ratio_rationale",
+        "ratio_step",
+        "ratio_step_years",
+        "ratio_step_rationale",
         "note",
     },
     "sum": {"name", "sign", "kind", "terms", "note"},
@@ -176,6 +179,12 @@ class ProductExportFlow:
     ratio_sigma: float
     ratio_rationale: str
     note: str
+    #: Yearly sd of the log ratios' drift outside ``ratio_step_years``; 0 keeps
+    #: the ratios of a draw the same in every year.
+    ratio_step: float = 0.0
+    #: First and last year of the window in which ``ratio_sigma`` was measured.
+    ratio_step_years: tuple[int, int] | None = None
+    ratio_step_rationale: str = ""
 
 
 @dataclass(frozen=True)
@@ -574,12 +583,37 @@ def _read_product_export(table: dict, prefix: str, check: _Collector) -> Product
     if ratio_sigma is not None and ratio_sigma < 0:
         check.add(f"{prefix}ratio_sigma", "a log-scale sd >= 0", repr(ratio_sigma))
     ratio_rationale = check.required(table, "ratio_rationale", str, prefix)
-    if None in (demand, sectors, mapped, ratio_sigma, ratio_rationale):
+    drift = _read_ratio_drift(table, prefix, check)
+    if None in (demand, sectors, mapped, ratio_sigma, ratio_rationale, drift):
         return None
     return ProductExportFlow(
         table["name"], table["sign"], demand, tuple(sectors), mapped, ratio_sigma,
-        ratio_rationale, str(table.get("note", "")),
+        ratio_rationale, str(table.get("note", "")), *drift,
     )
+
+
+def _read_ratio_drift(table: dict, prefix: str, check: _Collector) -> tuple | None:
+    """Read the optional ``ratio_step`` with its window and rationale, or return the no-drift default."""
+    keys = ("ratio_step", "ratio_step_years", "ratio_step_rationale")
+    if not any(key in table for key in keys):
+        return (0.0, None, "")
+    step = check.required(table, "ratio_step", float, prefix)
+    if step is not None and step < 0:
+        check.add(f"{prefix}ratio_step", "a log-scale yearly sd >= 0", repr(step))
+        step = None
+    years = table.get("ratio_step_years")
+    valid_years = (
+        isinstance(years, list)
+        and len(years) == 2
+        and all(isinstance(year, int) and not isinstance(year, bool) for year in years)
+        and years[0] <= years[1]
+    )
+    if not valid_years:
+        check.add(f"{prefix}ratio_step_years", "two whole years [first, last], first <= last", repr(years))
+    rationale = check.required(table, "ratio_step_rationale", str, prefix)
+    if step is None or not valid_years or rationale is None:
+        return None
+    return (step, (years[0], years[1]), rationale)
 
 
 def _read_flow(table: Any, index: int, check: _Collector) -> Flow | None:
