@@ -150,7 +150,7 @@ def dask_workers(models, data, n_draws: int, chunk: int) -> dict[int, float]:
 
     seconds = {}
     for workers in (1, 2):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+        with LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
             start = time.perf_counter()
             run_chunked(models, data, n_draws, 1, chunk, scheduler=cluster.scheduler_address)
             seconds[workers] = time.perf_counter() - start

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from test_engine import walk_case
+from uncertainty import cli
 from uncertainty.chunked import QUANTILES, run_chunked
 from uncertainty.data import load_data
 from uncertainty.simulate import BLOCK_SIZE, simulate
@@ -100,7 +101,7 @@ def test_local_cluster_two_workers_give_same_bits(case):
     models, data = case
     local = run_chunked(models, data, 2 * BLOCK_SIZE, seed=6, chunk_draws=BLOCK_SIZE)
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0", processes=True
     ) as cluster:
         remote = run_chunked(
             models, data, 2 * BLOCK_SIZE, seed=6, chunk_draws=BLOCK_SIZE, scheduler=cluster.scheduler_address
@@ -141,3 +142,19 @@ def test_cli_chunked_run_writes_tables(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "--chunk: expected a whole number >= 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--dask"], "--dask runs the draws in chunks; add --chunk N"),
+        (["--scheduler", "127.0.0.1:1"], "--scheduler runs the draws in chunks; add --chunk N"),
+        (["--dask", "--scheduler", "127.0.0.1:1", "--chunk", "1024"], "either --dask (local threads) or --scheduler"),
+    ],
+)
+def test_dask_options_need_chunk(tmp_path, capsys, arguments, message):
+    out = tmp_path / "result"
+    status = cli.main(["run", "--metals", "In", "--draws", "16", "--out", str(out), "--no-progress", *arguments])
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -88,6 +88,19 @@ def test_report_unreadable_file_exits_2(tmp_path, capsys):
     assert sorted(path.name for path in folder.iterdir()) == ["chunked.nc"]
 
 
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_truncated_stocks_file_exits_2(runs, tmp_path, capsys, command):
+    _, in_memory = runs
+    folder = tmp_path / "result"
+    folder.mkdir()
+    whole = (in_memory / "stocks.nc").read_bytes()
+    (folder / "stocks.nc").write_bytes(whole[: len(whole) - 4096])
+    assert cli.main([command, str(folder)]) == 2
+    error = capsys.readouterr().err
+    assert f"{folder / 'stocks.nc'}: file: expected a netCDF file written by 'urbanmine run'" in error
+    assert sorted(path.name for path in folder.iterdir()) == ["stocks.nc"]
+
+
 def test_report_missing_variable_exits_2(runs, tmp_path, capsys):
     chunked, _ = runs
     folder = tmp_path / "result"
@@ -279,3 +292,29 @@ def test_us_chunked_run_has_no_nims_value(tmp_path):
     comparison = pd.read_csv(out / "comparison.csv")
     assert comparison["metal"].tolist() == ["Cu"]
     assert comparison["nims_stock"].isna().all()
+
+
+def test_summary_reference_year_rows_exact(runs):
+    chunked, in_memory = runs
+    small = pd.read_csv(chunked / "summary.csv")
+    whole = pd.read_csv(in_memory / "summary.csv")
+    # Both start with the same columns, up to the share of negative draws.
+    shared = list(whole.columns[: list(whole.columns).index("negative_draw_fraction") + 1])
+    assert list(small.columns[: len(shared)]) == shared
+    year = 2005
+    small = small[small["year"] == year].set_index("metal")
+    whole = whole[whole["year"] == year].set_index("metal")
+    assert (small["quantiles_from"] == "draws").all()
+    for column in ("median", "eti50_lower", "eti95_upper", "hdi95_lower", "hdi95_upper"):
+        np.testing.assert_allclose(small[column], whole.loc[small.index, column], rtol=1e-12)
+
+
+def test_years_without_draws_spread_have_exact_quantiles(tmp_path):
+    # Indium's world production starts in 1972, so every draw's stock is 0 before.
+    out = tmp_path / "indium"
+    arguments = ["run", "--metals", "In", "--draws", "2048", "--chunk", "1000", "--out", str(out), "--no-progress"]
+    assert cli.main(arguments) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    early = summary[summary["year"] < 1972]
+    for column in ("median", "eti50_lower", "eti95_lower", "eti95_upper"):
+        assert (early[column] == 0.0).all(), column

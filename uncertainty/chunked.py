@@ -6,15 +6,16 @@ keeps, per metal:
 
 - the stock of the reference year for every draw, so its intervals are exact;
 - the observed share of every draw (see :func:`uncertainty.simulate.observed_share`);
-- the mean and the share of negative draws of every year's stock, exactly;
+- the mean, the share of negative draws, and the smallest and largest draw
+  of every year's stock, exactly;
 - a histogram of every year's stock, from which quantiles of the other years
   are read. The bins are fixed by the first chunk (``pilot``), with equal widths
   in ``asinh(stock / scale)``, with ``scale`` the pilot's median absolute
   stock, spanning the pilot's range widened by ``MARGIN`` on each side, plus
   two overflow bins. A quantile is interpolated linearly inside its bin, so
-  its error is below one bin width. Quantiles that fall in an overflow bin
-  are NaN with a warning. ``tests/test_chunked.py`` measures the error
-  against exact quantiles.
+  its error is below one bin width, and it is clipped to the exact range of
+  the draws. Quantiles that fall in an overflow bin are NaN with a warning.
+  ``tests/test_chunked.py`` measures the error against exact quantiles.
 
 Chunks are independent tasks. They run one after the other, on dask's local
 threaded scheduler, or on a ``dask.distributed`` cluster when a scheduler
@@ -73,6 +74,8 @@ class ChunkSummary:
         Sum of the stock over the chunk's draws, t.
     negative : ndarray of int, shape (n_metals, n_years)
         Number of draws with a negative stock.
+    stock_min, stock_max : ndarray, shape (n_metals, n_years)
+        Smallest and largest stock of the chunk's draws, t (NaN draws ignored).
     counts : ndarray of int, shape (n_metals, n_years, N_BINS + 2)
         Histogram counts; the first and last bins count under- and overflow.
     edges, scales : ndarray or None
@@ -84,6 +87,8 @@ class ChunkSummary:
     observed_share: np.ndarray
     stock_sum: np.ndarray
     negative: np.ndarray
+    stock_min: np.ndarray
+    stock_max: np.ndarray
     counts: np.ndarray | None = None
     edges: np.ndarray | None = None
     scales: np.ndarray | None = None
@@ -167,6 +172,8 @@ def summarize_chunk(
         observed_share=np.empty((n_chunk, n_metals)),
         stock_sum=np.empty((n_metals, years.size)),
         negative=np.empty((n_metals, years.size), dtype=np.int64),
+        stock_min=np.empty((n_metals, years.size)),
+        stock_max=np.empty((n_metals, years.size)),
         counts=np.zeros((n_metals, years.size, N_BINS + 2), dtype=np.int64),
         edges=np.empty((n_metals, years.size, N_BINS + 1)) if edges is None else edges,
         scales=np.empty((n_metals, years.size)) if scales is None else scales,
@@ -178,6 +185,11 @@ def summarize_chunk(
         summary.observed_share[:, position] = share
         summary.stock_sum[position] = stock.sum(axis=0)
         summary.negative[position] = (stock < 0).sum(axis=0)
+        with warnings.catch_warnings():
+            # A year whose draws are all NaN keeps NaN bounds.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            summary.stock_min[position] = np.nanmin(stock, axis=0)
+            summary.stock_max[position] = np.nanmax(stock, axis=0)
         summary.counts[position] = _histogram(stock, summary.edges[position], summary.scales[position])
     if edges is not None:
         # The bins travel back from workers only with the pilot chunk.
@@ -304,6 +316,8 @@ def run_chunked(
     observed = np.empty((n_draws, len(prepared)))
     stock_sum = np.zeros_like(pilot.stock_sum)
     negative = np.zeros_like(pilot.negative)
+    stock_min = pilot.stock_min.copy()
+    stock_max = pilot.stock_max.copy()
     counts = np.zeros_like(pilot.counts)
 
     def add(summary: ChunkSummary) -> None:
@@ -313,6 +327,8 @@ def run_chunked(
         # Sums in chunk order keep the mean the same bits whatever order chunks finish in.
         pending[summary.start] = summary.stock_sum
         negative[...] += summary.negative
+        np.fmin(stock_min, summary.stock_min, out=stock_min)
+        np.fmax(stock_max, summary.stock_max, out=stock_max)
         counts[...] += summary.counts
 
     pending: dict[int, np.ndarray] = {}
@@ -322,7 +338,11 @@ def run_chunked(
         stock_sum += pending[start]
     stock_mean = stock_sum / n_draws
     negative = negative / n_draws
+    # A quantile lies between the smallest and the largest draw, so clipping
+    # to the exact range removes the bin error there (a year whose draws are
+    # all 0 gets quantiles of exactly 0).
     quantiles = histogram_quantiles(counts, edges, scales)
+    quantiles = np.clip(quantiles, stock_min[..., None], stock_max[..., None])
 
     prior_only = [
         not any(np.any(walk_observed) for walk_observed in _observed_masks(metal))
@@ -336,6 +356,8 @@ def run_chunked(
             "observed_share": (("draw", "metal"), observed, {"units": "1"}),
             "stock_mean": (("metal", "year"), stock_mean, {"units": "t"}),
             "negative_draw_fraction": (("metal", "year"), negative, {"units": "1"}),
+            "stock_min": (("metal", "year"), stock_min, {"units": "t"}),
+            "stock_max": (("metal", "year"), stock_max, {"units": "t"}),
             "stock_quantile": (("metal", "year", "quantile"), quantiles, {"units": "t"}),
             "prior_only": (("metal",), np.array(prior_only)),
             "comparison_key": (("metal",), np.array([m.comparison_key for m in models.metals], dtype=str)),

@@ -76,27 +76,48 @@ def open_chunked_result(path: Path) -> xr.Dataset:
 
 
 def chunked_summary_table(dataset: xr.Dataset) -> pd.DataFrame:
-    """Flatten a chunked run into one row per metal and year.
+    """Flatten a chunked run into one row per metal and year, in the columns of an in-memory summary.
 
-    Means and negative shares are exact; quantiles come from the histograms.
+    Means and negative shares are exact. Quantiles come from the histograms,
+    except in the reference year, where every draw is kept and they are
+    exact (``quantiles_from`` says which). The 95 % highest-density interval
+    exists for the reference year only.
     """
     quantile = dataset["stock_quantile"]
     frame = dataset["stock_mean"].to_dataframe(name="mean").reset_index()
     columns = {
         "median": 0.5,
+        "eti50_lower": 0.25,
+        "eti50_upper": 0.75,
         "eti90_lower": 0.05,
         "eti90_upper": 0.95,
         "eti95_lower": 0.025,
         "eti95_upper": 0.975,
-        "eti50_lower": 0.25,
-        "eti50_upper": 0.75,
     }
     for name, probability in columns.items():
         frame[name] = quantile.sel(quantile=probability).values.ravel()
-    frame["negative_draw_fraction"] = dataset["negative_draw_fraction"].values.ravel()
+    frame["hdi95_lower"] = np.nan
+    frame["hdi95_upper"] = np.nan
     frame["quantiles_from"] = "histogram"
+
+    # Reference-year rows from every draw, as a run held in memory computes them.
+    stock = dataset["reference_stock"]
+    rows = frame["year"] == int(dataset.attrs["reference_year"])
+    metals = frame.loc[rows, "metal"].to_numpy()
+    frame.loc[rows, "median"] = stock.median("draw").sel(metal=metals).values
+    for name in ("eti50", "eti90", "eti95"):
+        bounds = equal_tailed(stock, int(name[3:]) / 100).sel(metal=metals)
+        frame.loc[rows, f"{name}_lower"] = bounds.sel(bound="lower").values
+        frame.loc[rows, f"{name}_upper"] = bounds.sel(bound="upper").values
+    hdi = highest_density(stock, 0.95).sel(metal=metals)
+    frame.loc[rows, "hdi95_lower"] = hdi.sel(bound="lower").values
+    frame.loc[rows, "hdi95_upper"] = hdi.sel(bound="upper").values
+    frame.loc[rows, "quantiles_from"] = "draws"
+
+    frame["negative_draw_fraction"] = dataset["negative_draw_fraction"].values.ravel()
+    frame["prior_only"] = np.repeat(dataset["prior_only"].values, dataset["year"].size)
     frame["unit"] = "t"
-    return frame
+    return frame[[column for column in frame.columns if column != "quantiles_from"] + ["quantiles_from"]]
 
 
 def chunked_comparison_table(dataset: xr.Dataset, reference: pd.DataFrame) -> pd.DataFrame:

@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dask", action="store_true", help="with --chunk: run chunks on dask's local threads")
     run.add_argument("--scheduler", help="with --chunk: address of a dask.distributed scheduler")
 
-    report = commands.add_parser("report", help="redraw tables and figures from a saved stocks.nc")
+    report = commands.add_parser(
+        "report", help="redraw tables and figures from a saved stocks.nc, or chunked.nc of a chunked run"
+    )
     report.add_argument("folder", type=Path, help="result folder written by 'urbanmine run'")
     report.add_argument("--data", type=Path, help="data folder with reference/ (default: the shipped data/)")
     report.add_argument("--boundary", help="boundary folder name (default: the one the run used)")
@@ -160,6 +162,13 @@ def _run(args: argparse.Namespace) -> int:
     from uncertainty.simulate import log_run, simulate
     from uncertainty.spec import load_models
 
+    if args.dask and args.scheduler is not None:
+        raise InputError.single("--dask", "argument", "use either --dask (local threads) or --scheduler ADDRESS, not both")
+    if (args.dask or args.scheduler is not None) and args.chunk is None:
+        option = "--dask" if args.dask else "--scheduler"
+        raise InputError.single(
+            option, "argument", f"{option} runs the draws in chunks; add --chunk N (for example --chunk 65536)"
+        )
     data_dir = args.data or [PROJECT_ROOT / "data"]
     model_dir = args.models or PROJECT_ROOT / "models" / args.boundary
     models = load_models(model_dir)
@@ -177,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = PROJECT_ROOT / "reports" / f"{args.boundary}-{stamp}"
-    chunked = args.chunk is not None or args.scheduler is not None or args.dask
+    chunked = args.chunk is not None
     if chunked:
         from uncertainty.chunked_report import CHUNKED_MARKER
 

@@ -30,6 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from uncertainty.engine import year_ranges
+from uncertainty.errors import InputError, Problem
 from uncertainty.intervals import (
     relative_half_width,
     summarize,
@@ -370,14 +371,19 @@ def open_result(folder: Path) -> xr.Dataset:
     """Load a result folder into memory: every draw from ``stocks.nc``, or a chunked run's ``chunked.nc``.
 
     Raises ``FileNotFoundError`` when the folder contains neither, and
-    ``InputError`` when ``chunked.nc`` lacks what the tables read.
+    ``InputError`` when a file cannot be read or ``chunked.nc`` lacks what
+    the tables read.
     """
     from uncertainty.chunked_report import CHUNKED_MARKER, open_chunked_result
 
     path = Path(folder) / RESULT_MARKER
     if path.exists():
-        with xr.open_dataset(path, engine="netcdf4") as dataset:
-            return dataset.load()
+        try:
+            with xr.open_dataset(path, engine="netcdf4") as dataset:
+                return dataset.load()
+        except (OSError, ValueError) as exc:
+            expected = "a netCDF file written by 'urbanmine run'"
+            raise InputError([Problem(str(path), "file", expected, f"an unreadable file ({exc})")]) from exc
     if (Path(folder) / CHUNKED_MARKER).exists():
         return open_chunked_result(Path(folder) / CHUNKED_MARKER)
     raise FileNotFoundError(
