@@ -70,6 +70,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("data"), help="data folder (default: data)")
     parser.add_argument("--models", type=Path, help="model folder (default: models/BOUNDARY of the run)")
     args = parser.parse_args()
+    if not (args.run_dir / RESULT_MARKER).is_file():
+        parser.exit(
+            2,
+            f"{args.run_dir}: {RESULT_MARKER} not found; the table needs every draw's flows, "
+            "so run 'urbanmine run' without --chunk\n",
+        )
     print(markdown(coverage(args.run_dir, args.data, args.models)))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -492,6 +493,40 @@ def test_foreign_folder_rejected_even_forced(tmp_path, capsys, monkeypatch, ship
     assert (out / "thesis.tex").read_text() == "not a result"
 
 
+def test_force_keeps_user_files_in_result(tmp_path, capsys, monkeypatch, shipped_copy):
+    forbid_sampling(monkeypatch)
+    models, data = shipped_copy
+    out = tmp_path / "result"
+    out.mkdir()
+    (out / "stocks.nc").write_bytes(b"earlier result")
+    (out / "my_notes.txt").write_text("kept")
+    status, err, _ = run_shipped(capsys, tmp_path, models, data, "--force")
+    assert status == 2
+    assert "contains files that urbanmine does not write (my_notes.txt)" in err
+    assert (out / "my_notes.txt").read_text() == "kept"
+    assert (out / "stocks.nc").read_bytes() == b"earlier result"
+
+
+def test_result_written_meanwhile_is_kept(tmp_path, capsys, monkeypatch, shipped_copy):
+    # Another run finishes into the same folder while this one simulates.
+    models, data = shipped_copy
+    out = tmp_path / "result"
+    real_simulate = simulate_module.simulate
+
+    def simulate_while_other_run_finishes(*args, **kwargs):
+        dataset = real_simulate(*args, **kwargs)
+        out.mkdir()
+        (out / "stocks.nc").write_bytes(b"other run")
+        return dataset
+
+    monkeypatch.setattr(simulate_module, "simulate", simulate_while_other_run_finishes)
+    status, err, _ = run_shipped(capsys, tmp_path, models, data)
+    assert status == 2
+    assert "already contains a result (stocks.nc)" in err
+    assert (out / "stocks.nc").read_bytes() == b"other run"
+    assert leftovers(tmp_path) == []
+
+
 @pytest.fixture
 def earlier_result(tmp_path, capsys, shipped_copy):
     """Write a complete result to tmp_path/result and return the bytes of its stocks.nc."""
@@ -532,6 +567,26 @@ def test_interruption_exits_130(tmp_path, capsys, monkeypatch, shipped_copy, ear
     status, err, out = run_shipped(capsys, tmp_path, models, data, "--force")
     assert status == 130
     assert "interrupted" in err
+    assert (out / "stocks.nc").read_bytes() == earlier_result
+    assert leftovers(tmp_path) == []
+
+
+def test_interrupt_during_write_is_deferred(tmp_path, capsys, monkeypatch, shipped_copy, earlier_result):
+    # A Ctrl-C that arrives while stocks.nc is written takes effect once the write is done.
+    models, data = shipped_copy
+    real_to_netcdf = xr.Dataset.to_netcdf
+    finished = []
+
+    def write_then_interrupt(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        result = real_to_netcdf(self, *args, **kwargs)
+        finished.append(True)
+        return result
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", write_then_interrupt)
+    status, err, out = run_shipped(capsys, tmp_path, models, data, "--force")
+    assert finished == [True]
+    assert status == 130
     assert (out / "stocks.nc").read_bytes() == earlier_result
     assert leftovers(tmp_path) == []
 

@@ -18,7 +18,7 @@ from uncertainty.intervals import (
     supports_two_significant_figures,
 )
 from uncertainty.plots import fan_chart, save_figure
-from uncertainty.report import atomic_folder
+from uncertainty.report import atomic_folder, interrupts_deferred
 
 #: File that marks a folder as a complete chunked result.
 CHUNKED_MARKER = "chunked.nc"
@@ -201,5 +201,6 @@ def write_chunked_result(dataset: xr.Dataset, reference: pd.DataFrame, target: P
     """Write chunked.nc, summary.csv, comparison.csv and fan charts atomically; return the comparison."""
     with atomic_folder(target, force, marker=CHUNKED_MARKER) as staging:
         comparison = write_chunked_tables_and_figures(dataset, reference, staging)
-        dataset.to_netcdf(staging / CHUNKED_MARKER, engine="netcdf4")
+        with interrupts_deferred():
+            dataset.to_netcdf(staging / CHUNKED_MARKER, engine="netcdf4")
     return comparison

@@ -20,7 +20,9 @@ import logging
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +51,13 @@ RESULT_MARKER = "stocks.nc"
 #: Sobol analysis), so that --force may replace it.
 RESULT_MARKERS = (RESULT_MARKER, "chunked.nc", "sobol.csv")
 
+#: Every file and folder that urbanmine writes into a result folder. --force
+#: replaces a result folder whole, so it refuses one that contains anything else.
+RESULT_CONTENTS = frozenset({
+    *RESULT_MARKERS, "summary.csv", "comparison.csv", "flows.csv", "rank_correlations.csv", "notes.txt",
+    "figures", "agreement", "convergence.csv", "agreement.csv", "verdict.csv", "reserves.csv", "update.csv",
+})
+
 #: Encoding of the per-draw flows and increments: float32 on disk halves the
 #: file and keeps about seven significant digits, far below any flow's spread.
 #: The stock stays float64 so that intervals redrawn from the file match the run.
@@ -63,9 +72,10 @@ def check_output_folder(target: Path, force: bool, marker: str = RESULT_MARKER) 
     """Check that a result can be written to ``target``, before any work is done.
 
     ``target`` may be absent, an empty folder, or with ``force`` a folder
-    containing a result (a file of :data:`RESULT_MARKERS` or ``marker``). Any
-    other folder is rejected even with ``force``, because writing the result
-    replaces the folder whole.
+    containing a result (a file of :data:`RESULT_MARKERS` or ``marker``) and
+    nothing but the files of :data:`RESULT_CONTENTS`. Any other folder is
+    rejected even with ``force``, because writing the result replaces the
+    folder whole.
 
     Raises
     ------
@@ -73,22 +83,13 @@ def check_output_folder(target: Path, force: bool, marker: str = RESULT_MARKER) 
         If ``target`` contains a result and ``force`` is false.
     FileExistsError
         If ``target`` or one of its parents is a file, or ``target`` is a
-        folder with other content.
+        folder with other content, or a result folder with files urbanmine
+        does not write.
     PermissionError
         If the nearest existing folder on the way to ``target`` is not writable.
     """
     target = Path(target)
-    found = [name for name in dict.fromkeys((marker, *RESULT_MARKERS)) if (target / name).exists()]
-    if found and not force:
-        raise OutputExistsError(
-            f"{target} already contains a result ({found[0]}); choose another --out "
-            "folder or pass --force to replace it"
-        )
-    if not found and target.is_dir() and any(target.iterdir()):
-        raise FileExistsError(
-            f"{target} is a folder with other content and no {marker}, so it is not replaced; "
-            "choose a new or empty --out folder"
-        )
+    check_replaceable(target, force, marker)
 
     existing = target
     while not existing.exists() and existing != existing.parent:
@@ -104,20 +105,64 @@ def check_output_folder(target: Path, force: bool, marker: str = RESULT_MARKER) 
 
 
 @contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back until the block ends, then raise KeyboardInterrupt.
+
+    A KeyboardInterrupt raised inside xarray's netCDF writer can leave its
+    file lock held, and the process then hangs (seen with xarray 2026.9.0
+    and netCDF4 1.7.5). Deferring the signal lets the write finish or fail on its own
+    first. Outside the main thread signals cannot be handled, so the block
+    runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+def check_replaceable(target: Path, force: bool, marker: str = RESULT_MARKER) -> None:
+    """Check that a new result may take the place of ``target``; see :func:`check_output_folder`."""
+    found = [name for name in dict.fromkeys((marker, *RESULT_MARKERS)) if (target / name).exists()]
+    if found and not force:
+        raise OutputExistsError(
+            f"{target} already contains a result ({found[0]}); choose another --out "
+            "folder or pass --force to replace it"
+        )
+    if not found and target.is_dir() and any(target.iterdir()):
+        raise FileExistsError(
+            f"{target} is a folder with other content and no {marker}, so it is not replaced; "
+            "choose a new or empty --out folder"
+        )
+    if found:
+        foreign = sorted(entry.name for entry in target.iterdir() if entry.name not in RESULT_CONTENTS)
+        if foreign:
+            raise FileExistsError(
+                f"{target} contains files that urbanmine does not write ({', '.join(foreign[:3])}), "
+                "which --force would delete; move them or choose another --out folder"
+            )
+
+
+@contextmanager
 def atomic_folder(target: Path, force: bool, marker: str = RESULT_MARKER) -> Iterator[Path]:
     """Yield a temporary folder that replaces ``target`` when the block succeeds.
 
     Raises
     ------
     OutputExistsError
-        If ``target`` already contains a result (a file ``marker``) and ``force`` is false.
+        If ``target`` contains a result and ``force`` is false, at the start
+        or when the block ends (another run wrote it meanwhile).
+    FileExistsError
+        If ``target`` contains anything urbanmine does not write.
     """
     target = Path(target)
-    if (target / marker).exists() and not force:
-        raise OutputExistsError(
-            f"{target} already contains a result ({marker}); choose another --out "
-            "folder or pass --force to replace it"
-        )
+    check_replaceable(target, force, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
 
@@ -127,6 +172,13 @@ def atomic_folder(target: Path, force: bool, marker: str = RESULT_MARKER) -> Ite
     os.chmod(staging, 0o777 & ~umask)
     try:
         yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    # Another run may have written the target since the start; check again.
+    try:
+        check_replaceable(target, force, marker)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -333,7 +385,8 @@ def write_result(
         comparison = write_tables_and_figures(dataset, reference, staging)
         encoding = {"flows": FLOW_ENCODING, "increment": FLOW_ENCODING}
         try:
-            dataset.to_netcdf(staging / RESULT_MARKER, engine="netcdf4", encoding=encoding)
+            with interrupts_deferred():
+                dataset.to_netcdf(staging / RESULT_MARKER, engine="netcdf4", encoding=encoding)
         except RuntimeError as exc:
             # netCDF4 reports a full disk as a generic HDF error; name it when
             # the free space is smaller than the data to write.
