@@ -24,6 +24,7 @@ from uncertainty import cli, simulate as simulate_module
 from uncertainty.data import load_data
 from uncertainty.simulate import simulate
 from uncertainty.spec import load_models
+from uncertainty.validate import DataCoverageWarning, check_models_against_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -649,7 +650,7 @@ def test_report_with_missing_data_exits_2(tmp_path, capsys, shipped_copy, earlie
 def test_sensitivity_invalid_model_exits_2(tmp_path, capsys):
     models = write_models(tmp_path / "models", {"Xa": INVENTED_METAL.replace("ratio_sigma = 0.2", "ratio_sigma = -1")})
     out = tmp_path / "sobol"
-    status, err = run_cli(capsys, "sensitivity", "--models", str(models), "--out", str(out), "--n", "8")
+    status, err = run_cli(capsys, "sensitivity", "--models", str(models), "--out", str(out), "--n", "256")
     assert status == 2
     assert "Xa.toml: flows[1].ratio_sigma: expected a log-scale sd >= 0, found -1.0" in err
     assert not out.exists()
@@ -673,8 +674,24 @@ def test_sensitivity_checks_output_first(tmp_path, capsys, monkeypatch, shipped_
     out = tmp_path / "sobol"
     out.mkdir()
     (out / "sobol.csv").write_text("earlier")
-    arguments = ["sensitivity", "--models", str(models), "--data", str(data), "--out", str(out), "--n", "8"]
+    arguments = ["sensitivity", "--models", str(models), "--data", str(data), "--out", str(out), "--n", "256"]
     status, err = run_cli(capsys, *arguments)
     assert status == 2
     assert "already contains a result (sobol.csv)" in err
     assert (out / "sobol.csv").read_text() == "earlier"
+
+
+def test_sensitivity_small_n_rejected(tmp_path, capsys):
+    out = tmp_path / "sobol"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["sensitivity", "--out", str(out), "--n", "3"])
+    assert exit_info.value.code == 2
+    assert "--n: expected a whole number >= 256, got 3" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_misspelled_anchor_warning_suggests_series(tmp_path, shipped_copy):
+    models, data = shipped_copy
+    edit_model(models / "In.toml", 'anchors = ["refined_import"]', 'anchors = ["refined_imprt"]')
+    with pytest.warns(DataCoverageWarning, match="did you mean 'refined_import'"):
+        check_models_against_data(load_models(models), load_data(data, "jp"))

@@ -51,6 +51,12 @@ def _positive_int(text: str) -> int:
     return _whole_number(text, 1)
 
 
+def _sobol_size(text: str) -> int:
+    # Below 256 the smallest of the three levels (n/4) has under 64 draws,
+    # too few for bootstrap intervals of the indices.
+    return _whole_number(text, 256)
+
+
 def _seed(text: str) -> int:
     return _whole_number(text, 0)
 
@@ -110,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     sensitivity.add_argument("--data", type=Path, action="append", help="data folder; may repeat (default: data/)")
     sensitivity.add_argument("--metals", type=_metal_list, help="comma-separated symbols (default: every model)")
     sensitivity.add_argument(
-        "--n", type=_positive_int, default=4096,
+        "--n", type=_sobol_size, default=4096,
         help="largest base sample size; indices are also given at n/4 and n/2 (default: 4096)",
     )
     sensitivity.add_argument("--bootstrap", type=_positive_int, default=500, help="bootstrap replicates (default: 500)")

@@ -219,7 +219,7 @@ def sobol_table(results: list[SobolResult]) -> pd.DataFrame:
                     "total_order": result.total[position],
                     "total_order_lower": lower,
                     "total_order_upper": upper,
-                    "first_order_distinguishable": bool(first_lower > 0 or first_upper < 0),
+                    "first_order_distinguishable": bool(first_lower > 0),
                     "total_order_distinguishable": bool(lower > 0),
                     "stock_variance_t2": result.variance,
                 }

@@ -762,7 +762,7 @@ def _read_correlations(raw: Any, flows: list[Flow], extrapolation, check: _Colle
 
         # An equicorrelation matrix of size k is positive definite for -1/(k-1) < rho < 1.
         if rho is not None and not -1.0 / (len(inputs) - 1) < rho < 1.0:
-            check.add(f"{prefix}rho", f"a correlation in (-1/{len(inputs) - 1}, 1)", repr(rho))
+            check.add(f"{prefix}rho", f"a correlation in ({-1 / (len(inputs) - 1):.3g}, 1)", repr(rho))
         reason = table.get("source") or table.get("rationale")
         if not isinstance(reason, str) or not reason.strip():
             check.add(prefix.rstrip("."), "a 'source' or 'rationale' string", "neither")

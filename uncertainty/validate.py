@@ -9,6 +9,7 @@ rows. All problems are raised together.
 
 from __future__ import annotations
 
+import difflib
 import warnings
 
 import numpy as np
@@ -89,9 +90,12 @@ def check_models_against_data(models: ModelSet, data: InputData) -> None:
                         (data.observations["metal"] == metal) & (data.observations["series"] == series)
                     ]
                     if rows.empty:
+                        known = data.observations.loc[data.observations["metal"] == metal, "series"]
+                        close = difflib.get_close_matches(series, sorted(set(known)), n=1)
+                        hint = f" (did you mean {close[0]!r}?)" if close else ""
                         warnings.warn(
                             f"{path}: {location}.anchors names {reference!r}, which has no rows "
-                            "in the data; the flow runs on its share prior",
+                            f"in the data{hint}; the flow runs on its share prior",
                             DataCoverageWarning,
                             stacklevel=2,
                         )
