@@ -17,6 +17,7 @@ Usage (not part of the test suite; needs the `benchmark` extra for threadpoolctl
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -34,7 +35,17 @@ from uncertainty.data import load_data  # noqa: E402
 from uncertainty.engine import cumulative_stock, metal_increment, simulate_metal  # noqa: E402
 from uncertainty.shares import ConditionedWalk  # noqa: E402
 from uncertainty.simulate import BLOCK_SIZE, block_streams  # noqa: E402
-from uncertainty.spec import load_models  # noqa: E402
+from uncertainty.spec import ProductExportFlow, load_models  # noqa: E402
+
+
+def processor_name() -> str:
+    """Return the CPU model from /proc/cpuinfo on Linux, else what platform reports."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown processor"
 
 
 def best_of(function, repeats: int = 3) -> float:
@@ -93,12 +104,19 @@ def copy_seconds(shapes: list[tuple[int, ...]]) -> float:
 
 
 def normals_against_copy(prepared) -> tuple[float, float, float]:
-    """Return seconds to draw one block's walk normals, copy seconds for arrays of that size, and their ratio."""
+    """Return seconds to draw one block's random-walk normals, copy seconds for arrays of that size, and their ratio."""
     shapes = [
         (BLOCK_SIZE, walk.n_normals)
         for metal in prepared
         for walk in metal.walks.values()
         if isinstance(walk, ConditionedWalk)
+    ]
+    # Export-ratio drift walks draw one normal per draw and year.
+    shapes += [
+        (BLOCK_SIZE, metal.inputs.years.size)
+        for metal in prepared
+        for flow in metal.model.flows
+        if isinstance(flow, ProductExportFlow) and flow.ratio_step > 0
     ]
     generator = np.random.default_rng(3)
 
@@ -166,7 +184,7 @@ def main() -> None:
     models = load_models(ROOT / "models" / "jp")
     data = load_data(ROOT / "data", "jp")
     prepared = prepare_metals(models, data, 1)
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}, numpy {np.__version__}")
+    print(f"machine: {platform.machine()}, {processor_name()}, {os.cpu_count()} cores, python {platform.python_version()}, numpy {np.__version__}")
     print(f"metals: {len(prepared)}, years: {prepared[0].inputs.years.size}, block: {BLOCK_SIZE} draws")
 
     # (a) and (b) compare single-core timings, so BLAS gets one thread too.

@@ -369,17 +369,25 @@ def sample_export_factor(
     if flow.ratio_step == 0 or flow.ratio_step_years is None:
         return (mapped * np.sum(split * drawn, axis=1))[:, None]
 
-    drift = ratio_drift(years, flow.ratio_step, flow.ratio_step_years, n_draws, streams(f"{flow.name}.ratio_drift"))
-    yearly = drawn[:, :, None] * np.exp(drift)[:, None, :]
-    above = yearly > 1.0
+    growth = np.exp(ratio_drift(years, flow.ratio_step, flow.ratio_step_years, n_draws, streams(f"{flow.name}.ratio_drift")))
+    factor = (mapped * np.sum(split * drawn, axis=1))[:, None] * growth
+
+    # Only draws whose largest ratio times largest growth exceeds 1 can hit
+    # the cap, so only they are recomputed sector by sector.
+    may_exceed = drawn.max(axis=1) * growth.max(axis=1) > 1.0
+    cases = 0
+    if may_exceed.any():
+        yearly = drawn[may_exceed, :, None] * growth[may_exceed, None, :]
+        cases = int(np.count_nonzero(yearly > 1.0))
+        np.minimum(yearly, 1.0, out=yearly)
+        factor[may_exceed] = mapped[may_exceed, None] * (split[may_exceed, None, :] @ yearly)[:, 0, :]
     draws.tally(
         f"{flow.name}: a drifted sector export ratio above 1 in {{share}} of draw-sector-years, "
         "counted as 1 there",
-        above.sum(),
-        above.size,
+        cases,
+        n_draws * ratios.size * years.size,
     )
-    np.minimum(yearly, 1.0, out=yearly)
-    return mapped[:, None] * np.einsum("ds,dsy->dy", split, yearly)
+    return factor
 
 
 def ratio_drift(
@@ -393,12 +401,14 @@ def ratio_drift(
     backward from its first. Its variance is ``step**2 * k`` at ``k`` years
     outside. ``years`` are sorted.
     """
-    steps = rng.standard_normal((n_draws, years.size)) * step
-    drift = np.zeros((n_draws, years.size))
-    after = years > window[1]
-    before = years < window[0]
-    drift[:, after] = np.cumsum(steps[:, after], axis=1)
-    drift[:, before] = np.cumsum(steps[:, before][:, ::-1], axis=1)[:, ::-1]
+    drift = rng.standard_normal((n_draws, years.size))
+    drift *= step
+    # Sorted years make the years before and after the window a prefix and a suffix.
+    first = int(np.searchsorted(years, window[0], side="left"))
+    last = int(np.searchsorted(years, window[1], side="right"))
+    drift[:, first:last] = 0.0
+    np.cumsum(drift[:, last:], axis=1, out=drift[:, last:])
+    drift[:, :first] = np.cumsum(drift[:, first - 1 :: -1], axis=1)[:, ::-1] if first else 0.0
     return drift
 
 
