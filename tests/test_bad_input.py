@@ -695,3 +695,16 @@ def test_misspelled_anchor_warning_suggests_series(tmp_path, shipped_copy):
     edit_model(models / "In.toml", 'anchors = ["refined_import"]', 'anchors = ["refined_imprt"]')
     with pytest.warns(DataCoverageWarning, match="did you mean 'refined_import'"):
         check_models_against_data(load_models(models), load_data(data, "jp"))
+
+
+def test_defects_of_several_data_files_listed_together(tmp_path, capsys, monkeypatch, shipped_copy):
+    forbid_sampling(monkeypatch)
+    models, data = shipped_copy
+    source = first_source(data)
+    world_line = append_row(data / "world" / "world_production.csv", f"WLD,In,1990,CY,world_production,many,t,metal_content,{source},test row,primary,")
+    jp_line = append_row(data / "jp" / "observations.csv", f"JPN,In,1990,CY,refined_import,-5,t,metal_content,{source},test row,primary,")
+    status, err, out = run_shipped(capsys, tmp_path, models, data)
+    assert status == 2
+    assert f"world_production.csv: row {world_line}" in err
+    assert f"observations.csv: row {jp_line}" in err
+    assert not out.exists()

@@ -8,9 +8,10 @@ of that file at once. Locations are ``row N`` with N the line number in the file
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -271,11 +272,19 @@ def _concat_observations(paths: Sequence[Path], source_ids: set[str]) -> pd.Data
     only a row whose whole key (source included) repeats is an error.
     """
     tables = []
+    problems: list[Problem] = []
     for path in paths:
-        table = _load_observations(path, source_ids)
+        try:
+            table = _load_observations(path, source_ids)
+        except InputError as error:
+            # Check the other files too, so one run lists every defect.
+            problems.extend(error.problems)
+            continue
         table["file"] = str(path)
         table["line"] = range(FIRST_DATA_LINE, FIRST_DATA_LINE + len(table))
         tables.append(table)
+    if problems:
+        raise InputError(problems)
     if not tables:
         return pd.DataFrame(columns=[*OBSERVATION_COLUMNS, "tonnes", "file", "line"])
     combined = pd.concat(tables, ignore_index=True)
@@ -311,8 +320,8 @@ def load_data(data_dir: Path | Sequence[Path], boundary: str = "jp") -> InputDat
     reference stocks come from the first folder that has them, so a user's
     folder of extra observations needs only its observations and sources.
 
-    Raises ``InputError`` naming the file and rows of every defect found in the
-    first defective file.
+    Raises ``InputError`` naming the file and rows of every defect found in
+    every file, once the source lists are readable.
     """
     folders = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
     missing = [folder for folder in folders if not folder.is_dir()]
@@ -341,10 +350,21 @@ def load_data(data_dir: Path | Sequence[Path], boundary: str = "jp") -> InputDat
         raise InputError(
             [Problem(str(path), "file", "an observation file of the base data folder", "no such file") for path in absent]
         )
+    # Every file is checked even after a defective one, and all problems are
+    # raised together at the end.
+    problems: list[Problem] = []
+
+    def collect(load: Callable, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return load(*args, **kwargs)
+        except InputError as error:
+            problems.extend(error.problems)
+            return None
+
     world_files = [path for folder in folders for path in _observation_files(folder / "world", "world_production")]
-    world = _concat_observations(world_files, source_ids)
+    world = collect(_concat_observations, world_files, source_ids)
     boundary_files = [path for folder in folders for path in _observation_files(folder / boundary, "observations")]
-    observations = _concat_observations(boundary_files, source_ids)
+    observations = collect(_concat_observations, boundary_files, source_ids)
 
     def first_existing(relative: str) -> Path:
         for folder in folders:
@@ -354,26 +374,35 @@ def load_data(data_dir: Path | Sequence[Path], boundary: str = "jp") -> InputDat
 
     data_dir = first_existing(f"{boundary}/io_export_ratios_2000.csv").parents[1]
     boundary_dir = data_dir / boundary
-    export_ratios = _load_numeric_table(
+    export_ratios = collect(
+        _load_numeric_table,
         boundary_dir / "io_export_ratios_2000.csv",
         EXPORT_RATIO_COLUMNS,
         ("direct_export_ratio", "induced_export_ratio"),
         source_ids,
         maximum=1.0,
     )
-    metal_sectors = _load_numeric_table(boundary_dir / "metal_sectors.csv", METAL_SECTOR_COLUMNS, (), source_ids)
-    reference = _load_numeric_table(
-        first_existing("reference/nims2008_stocks.csv"), REFERENCE_COLUMNS, ("stock_t",), source_ids
+    metal_sectors = collect(_load_numeric_table, boundary_dir / "metal_sectors.csv", METAL_SECTOR_COLUMNS, (), source_ids)
+    reference = collect(
+        _load_numeric_table, first_existing("reference/nims2008_stocks.csv"), REFERENCE_COLUMNS, ("stock_t",), source_ids
     )
 
     stock_path = first_existing("reference/stock_estimates.csv")
-    stock_estimates = _load_observations(stock_path, source_ids) if stock_path.is_file() else pd.DataFrame()
+    stock_estimates = pd.DataFrame()
+    if stock_path.is_file():
+        stock_estimates = collect(_load_observations, stock_path, source_ids)
     demand_path = boundary_dir / "demand_by_use.csv"
     demand_by_use = pd.DataFrame()
     if demand_path.is_file():
-        demand_by_use = _load_numeric_table(
-            demand_path, ("region", "metal", "year", "use", "value", "unit", "source"), ("value",), source_ids
+        demand_by_use = collect(
+            _load_numeric_table,
+            demand_path,
+            ("region", "metal", "year", "use", "value", "unit", "source"),
+            ("value",),
+            source_ids,
         )
+    if problems:
+        raise InputError(problems)
 
     return InputData(
         world=world,
