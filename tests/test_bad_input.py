@@ -708,3 +708,18 @@ def test_defects_of_several_data_files_listed_together(tmp_path, capsys, monkeyp
     assert f"world_production.csv: row {world_line}" in err
     assert f"observations.csv: row {jp_line}" in err
     assert not out.exists()
+
+
+def test_interrupt_during_load_is_kept(tmp_path, capsys, monkeypatch, shipped_copy, earlier_result):
+    # A Ctrl-C while report reads stocks.nc stops it with 130 once the read is done.
+    real_load = xr.Dataset.load
+
+    def load_then_interrupt(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_load(self, *args, **kwargs)
+
+    monkeypatch.setattr(xr.Dataset, "load", load_then_interrupt)
+    summary = (tmp_path / "result" / "summary.csv").read_bytes()
+    status, _ = run_cli(capsys, "report", str(tmp_path / "result"))
+    assert status == 130
+    assert (tmp_path / "result" / "summary.csv").read_bytes() == summary

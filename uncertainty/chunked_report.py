@@ -47,7 +47,7 @@ def open_chunked_result(path: Path) -> xr.Dataset:
     """
     path = Path(path)
     try:
-        with xr.open_dataset(path, engine="netcdf4") as opened:
+        with interrupts_deferred(), xr.open_dataset(path, engine="netcdf4") as opened:
             dataset = opened.load()
     except (OSError, ValueError) as exc:
         expected = "a netCDF file written by 'urbanmine run --chunk'"

@@ -108,11 +108,11 @@ def check_output_folder(target: Path, force: bool, marker: str = RESULT_MARKER) 
 def interrupts_deferred() -> Iterator[None]:
     """Hold Ctrl-C (SIGINT) back until the block ends, then raise KeyboardInterrupt.
 
-    A KeyboardInterrupt raised inside xarray's netCDF writer can leave its
-    file lock held, and the process then hangs (seen with xarray 2026.9.0
-    and netCDF4 1.7.5). Deferring the signal lets the write finish or fail on its own
-    first. Outside the main thread signals cannot be handled, so the block
-    runs as it is.
+    A KeyboardInterrupt raised inside xarray's netCDF4 backend can leave its
+    file lock held, so a write hangs, or be lost during a read (seen with
+    xarray 2026.9.0 and netCDF4 1.7.5). Deferring the signal lets the read
+    or write finish or fail on its own first. Outside the main thread
+    signals cannot be handled, so the block runs as it is.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -432,7 +432,8 @@ def open_result(folder: Path) -> xr.Dataset:
     path = Path(folder) / RESULT_MARKER
     if path.exists():
         try:
-            with xr.open_dataset(path, engine="netcdf4") as dataset:
+            # A Ctrl-C raised inside the netCDF4 reader can be lost, so it waits for the load.
+            with interrupts_deferred(), xr.open_dataset(path, engine="netcdf4") as dataset:
                 return dataset.load()
         except (OSError, ValueError) as exc:
             expected = "a netCDF file written by 'urbanmine run'"
