@@ -318,3 +318,11 @@ def test_years_without_draws_spread_have_exact_quantiles(tmp_path):
     early = summary[summary["year"] < 1972]
     for column in ("median", "eti50_lower", "eti95_lower", "eti95_upper"):
         assert (early[column] == 0.0).all(), column
+
+
+def test_comparison_keys_and_missing_flows_match(runs):
+    chunked, in_memory = runs
+    small = pd.read_csv(chunked / "comparison.csv", keep_default_na=False).set_index("metal")
+    whole = pd.read_csv(in_memory / "comparison.csv", keep_default_na=False).set_index("metal")
+    for column in ("nims_key", "flows_not_counted"):
+        assert small[column].to_dict() == whole.loc[small.index, column].to_dict(), column

@@ -39,8 +39,8 @@ import xarray as xr
 from uncertainty.data import InputData
 from uncertainty.errors import InputError
 from uncertainty.engine import MetalInputs, cumulative_stock, metal_increment, simulate_metal
-from uncertainty.simulate import BLOCK_SIZE, block_streams, prepare_inputs
-from uncertainty.spec import Boundary, MetalModel, ModelSet
+from uncertainty.simulate import BLOCK_SIZE, _flow_names, block_streams, prepare_inputs
+from uncertainty.spec import Boundary, MetalModel, MissingFlow, ModelSet
 
 logger = logging.getLogger(__name__)
 
@@ -350,6 +350,7 @@ def run_chunked(
     ]
 
     metals = [model.metal for model in models.metals]
+    flow_order = _flow_names(models.metals)
     return xr.Dataset(
         {
             "reference_stock": (("draw", "metal"), reference_stock, {"units": "t"}),
@@ -361,6 +362,13 @@ def run_chunked(
             "stock_quantile": (("metal", "year", "quantile"), quantiles, {"units": "t"}),
             "prior_only": (("metal",), np.array(prior_only)),
             "comparison_key": (("metal",), np.array([m.comparison_key for m in models.metals], dtype=str)),
+            "flows_not_counted": (
+                ("metal",),
+                np.array(
+                    [";".join(_missing_flow_names(m, flow_order)) for m in models.metals],
+                    dtype=str,
+                ),
+            ),
         },
         coords={"draw": np.arange(n_draws), "metal": metals, "year": years, "quantile": list(QUANTILES)},
         attrs={
@@ -372,6 +380,12 @@ def run_chunked(
             "histogram_bins": N_BINS,
         },
     )
+
+
+def _missing_flow_names(model: MetalModel, flow_order: list[str]) -> list[str]:
+    """Return the names of the model's flows that are not counted, in the run's flow order."""
+    missing = {flow.name for flow in model.flows if isinstance(flow, MissingFlow)}
+    return [name for name in flow_order if name in missing]
 
 
 def _observed_masks(metal: PreparedMetal) -> list[np.ndarray]:

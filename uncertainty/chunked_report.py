@@ -131,6 +131,9 @@ def chunked_comparison_table(dataset: xr.Dataset, reference: pd.DataFrame) -> pd
     published = reference.set_index("metal")["stock_t"]
     # A chunked.nc without comparison keys (older runs) matches metals by symbol.
     keys = dataset["comparison_key"].values if "comparison_key" in dataset else dataset["metal"].values
+    not_counted = {}
+    if "flows_not_counted" in dataset:
+        not_counted = dict(zip(dataset["metal"].values, (str(v) for v in dataset["flows_not_counted"].values)))
     rows = []
     for metal, key in zip(dataset["metal"].values, keys):
         middle = float(median.sel(metal=metal))
@@ -145,6 +148,7 @@ def chunked_comparison_table(dataset: xr.Dataset, reference: pd.DataFrame) -> pd
                 "eti95_upper": upper,
                 "hdi95_lower": float(hdi.sel(metal=metal, bound="lower")),
                 "hdi95_upper": float(hdi.sel(metal=metal, bound="upper")),
+                "nims_key": str(key),
                 "nims_stock": nims,
                 "nims_inside_eti95": bool(lower <= nims <= upper) if math.isfinite(nims) else None,
                 "observed_share": float(share.sel(metal=metal)),
@@ -152,6 +156,7 @@ def chunked_comparison_table(dataset: xr.Dataset, reference: pd.DataFrame) -> pd
                 "supports_two_sig_figs": supports_two_significant_figures(middle, lower, upper),
                 "prior_only": bool(dataset["prior_only"].sel(metal=metal)),
                 "negative_draw_fraction": float((stock.sel(metal=metal) < 0).mean()),
+                "flows_not_counted": not_counted.get(metal, ""),
                 "n_draws": int(stock.sizes["draw"]),
                 "unit": "t",
             }
