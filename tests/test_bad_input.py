@@ -508,6 +508,22 @@ def test_force_keeps_user_files_in_result(tmp_path, capsys, monkeypatch, shipped
     assert (out / "stocks.nc").read_bytes() == b"earlier result"
 
 
+@pytest.mark.parametrize("user_file", ["figures/mine.txt", "agreement/notes.md", "agreement/figures/draft.txt"])
+def test_force_keeps_user_files_in_subfolders(tmp_path, capsys, monkeypatch, shipped_copy, user_file):
+    forbid_sampling(monkeypatch)
+    models, data = shipped_copy
+    out = tmp_path / "result"
+    (out / user_file).parent.mkdir(parents=True)
+    (out / "stocks.nc").write_bytes(b"earlier result")
+    (out / "figures" / "stock_In.png").parent.mkdir(exist_ok=True)
+    (out / "figures" / "stock_In.png").write_bytes(b"figure")
+    (out / user_file).write_text("kept")
+    status, err, _ = run_shipped(capsys, tmp_path, models, data, "--force")
+    assert status == 2
+    assert f"does not write ({user_file})" in err
+    assert (out / user_file).read_text() == "kept"
+
+
 def test_result_written_meanwhile_is_kept(tmp_path, capsys, monkeypatch, shipped_copy):
     # Another run finishes into the same folder while this one simulates.
     models, data = shipped_copy

@@ -147,8 +147,8 @@ def test_cli_chunked_run_writes_tables(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--dask"], "--dask runs the draws in chunks; add --chunk N"),
-        (["--scheduler", "127.0.0.1:1"], "--scheduler runs the draws in chunks; add --chunk N"),
+        (["--dask"], "--dask: argument: needs --chunk N"),
+        (["--scheduler", "127.0.0.1:1"], "--scheduler: argument: needs --chunk N"),
         (["--dask", "--scheduler", "127.0.0.1:1", "--chunk", "1024"], "either --dask (local threads) or --scheduler"),
     ],
 )

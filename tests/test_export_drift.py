@@ -91,6 +91,8 @@ BAD_DRIFT = [
      "flows[1].ratio_step_years", "two whole years"),
     ("no rationale", 'ratio_step = 0.1\nratio_step_years = [1995, 2011]\n',
      "flows[1].ratio_step_rationale", "key missing"),
+    ("empty rationale", 'ratio_step = 0.1\nratio_step_years = [1995, 2011]\nratio_step_rationale = " "\n',
+     "flows[1].ratio_step_rationale", "an empty string"),
 ]
 
 

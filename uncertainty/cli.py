@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     sensitivity.add_argument("--metals", type=_metal_list, help="comma-separated symbols (default: every model)")
     sensitivity.add_argument(
         "--n", type=_sobol_size, default=4096,
-        help="largest base sample size; indices are also given at n/4 and n/2 (default: 4096)",
+        help="largest base sample size, at least 256; indices are also given at n/4 and n/2 (default: 4096)",
     )
     sensitivity.add_argument("--bootstrap", type=_positive_int, default=500, help="bootstrap replicates (default: 500)")
     sensitivity.add_argument("--seed", type=_seed, default=DEFAULT_SEED, help="seed of sample A (default: 1)")
@@ -173,7 +173,7 @@ def _run(args: argparse.Namespace) -> int:
     if (args.dask or args.scheduler is not None) and args.chunk is None:
         option = "--dask" if args.dask else "--scheduler"
         raise InputError.single(
-            option, "argument", f"{option} runs the draws in chunks; add --chunk N (for example --chunk 65536)"
+            option, "argument", "needs --chunk N, because it runs the draws in chunks (for example --chunk 65536)"
         )
     data_dir = args.data or [PROJECT_ROOT / "data"]
     model_dir = args.models or PROJECT_ROOT / "models" / args.boundary

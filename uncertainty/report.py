@@ -141,12 +141,34 @@ def check_replaceable(target: Path, force: bool, marker: str = RESULT_MARKER) ->
             "choose a new or empty --out folder"
         )
     if found:
-        foreign = sorted(entry.name for entry in target.iterdir() if entry.name not in RESULT_CONTENTS)
+        foreign = _foreign_entries(target)
         if foreign:
             raise FileExistsError(
                 f"{target} contains files that urbanmine does not write ({', '.join(foreign[:3])}), "
                 "which --force would delete; move them or choose another --out folder"
             )
+
+
+def _foreign_entries(folder: Path, prefix: str = "") -> list[str]:
+    """Return the paths under ``folder`` that urbanmine does not write, sorted.
+
+    A result folder holds the files of :data:`RESULT_CONTENTS`, figures
+    (PNG and SVG) in ``figures/``, and a comparison in ``agreement/``.
+    """
+    foreign = []
+    for entry in sorted(folder.iterdir()):
+        name = f"{prefix}{entry.name}"
+        if entry.name not in RESULT_CONTENTS:
+            foreign.append(name)
+        elif entry.name == "figures" and entry.is_dir():
+            foreign += [
+                f"{name}/{figure.name}"
+                for figure in sorted(entry.iterdir())
+                if not (figure.is_file() and figure.suffix in (".png", ".svg"))
+            ]
+        elif entry.name == "agreement" and entry.is_dir():
+            foreign += _foreign_entries(entry, f"{name}/")
+    return foreign
 
 
 @contextmanager

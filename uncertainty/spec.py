@@ -583,6 +583,9 @@ def _read_product_export(table: dict, prefix: str, check: _Collector) -> Product
     if ratio_sigma is not None and ratio_sigma < 0:
         check.add(f"{prefix}ratio_sigma", "a log-scale sd >= 0", repr(ratio_sigma))
     ratio_rationale = check.required(table, "ratio_rationale", str, prefix)
+    if ratio_rationale is not None and not ratio_rationale.strip():
+        check.add(f"{prefix}ratio_rationale", "a text saying where ratio_sigma comes from", "an empty string")
+        ratio_rationale = None
     drift = _read_ratio_drift(table, prefix, check)
     if None in (demand, sectors, mapped, ratio_sigma, ratio_rationale, drift):
         return None
@@ -611,6 +614,9 @@ def _read_ratio_drift(table: dict, prefix: str, check: _Collector) -> tuple | No
     if not valid_years:
         check.add(f"{prefix}ratio_step_years", "two whole years [first, last], first <= last", repr(years))
     rationale = check.required(table, "ratio_step_rationale", str, prefix)
+    if rationale is not None and not rationale.strip():
+        check.add(f"{prefix}ratio_step_rationale", "a text saying where ratio_step comes from", "an empty string")
+        rationale = None
     if step is None or not valid_years or rationale is None:
         return None
     return (step, (years[0], years[1]), rationale)
