@@ -199,6 +199,8 @@ def atomic_folder(target: Path, force: bool, marker: str = RESULT_MARKER) -> Ite
         raise
 
     # Another run may have written the target since the start; check again.
+    # NOTE: no lock is taken, so two runs that pass this check within the same
+    # few microseconds can both rename, and the later one replaces the other.
     try:
         check_replaceable(target, force, marker)
     except BaseException:
