@@ -373,7 +373,7 @@ class RunQuantity:
     read from its histograms instead. These are the median and the 95 %
     interval's lower and upper bound, with the exact
     ``negative_draw_fraction`` where the run has it. Both are None when the
-    run cannot give the quantity, and ``status`` says why. In a chunked run,
+    run cannot give the quantity, and ``status`` gives the reason. In a chunked run,
     ``per_draw_missing`` says why a reference without ``draws`` cannot be
     used by ``--update``.
     """
@@ -414,15 +414,15 @@ def chunked_quantity(dataset: xr.Dataset, reference: Reference) -> RunQuantity:
     if metal is None:
         return RunQuantity(year, problem)
     reference_year = int(dataset.attrs["reference_year"])
-    kept = (
+    chunked_limit = (
         f"a chunked run keeps per-draw stocks at the end of its reference year {reference_year} only; "
         "run 'urbanmine run' without --chunk"
     )
     if reference.quantity != "stock":
         return RunQuantity(
             year,
-            f"not compared: a net import needs every draw's flows of {year}, but {kept} to compare it",
-            per_draw_missing=f"a net import needs every draw's flows of {year}, but {kept} to update on it",
+            f"not compared: a net import needs every draw's flows of {year}, but {chunked_limit} to compare it",
+            per_draw_missing=f"a net import needs every draw's flows of {year}, but {chunked_limit} to update on it",
         )
 
     next_year = _next_year(dataset, year)
@@ -431,7 +431,7 @@ def chunked_quantity(dataset: xr.Dataset, reference: Reference) -> RunQuantity:
         return RunQuantity(year, status, draws=dataset["reference_stock"].sel(metal=metal).values.astype(float))
 
     period = "fiscal year" if reference.period == "FY" else "calendar year"
-    per_draw_missing = f"the stock at the end of {period} {year}, but {kept} to update on it"
+    per_draw_missing = f"the stock at the end of {period} {year}, but {chunked_limit} to update on it"
     weights = _stock_year_weights(dataset, year, reference.period, next_year)
     quantiles = _histogram_stock_quantiles(dataset, metal, weights)
     if not all(math.isfinite(value) for value in quantiles):

@@ -15,10 +15,11 @@ from uncertainty.intervals import (
     equal_tailed,
     highest_density,
     relative_half_width,
+    summarize,
     supports_two_significant_figures,
 )
 from uncertainty.plots import fan_chart, save_figure
-from uncertainty.report import atomic_folder, interrupts_deferred
+from uncertainty.report import atomic_folder, interrupts_deferred, load_netcdf, summary_table
 
 #: File that marks a folder as a complete chunked result.
 CHUNKED_MARKER = "chunked.nc"
@@ -46,12 +47,7 @@ def open_chunked_result(path: Path) -> xr.Dataset:
     attribute or quantile, or the reason the file cannot be read.
     """
     path = Path(path)
-    try:
-        with interrupts_deferred(), xr.open_dataset(path, engine="netcdf4") as opened:
-            dataset = opened.load()
-    except (OSError, ValueError) as exc:
-        expected = "a netCDF file written by 'urbanmine run --chunk'"
-        raise InputError([Problem(str(path), "file", expected, f"an unreadable file ({exc})")]) from exc
+    dataset = load_netcdf(path, "a netCDF file written by 'urbanmine run --chunk'")
 
     problems = []
     for name, dims in CHUNKED_VARIABLES.items():
@@ -75,49 +71,53 @@ def open_chunked_result(path: Path) -> xr.Dataset:
     return dataset
 
 
-def chunked_summary_table(dataset: xr.Dataset) -> pd.DataFrame:
-    """Flatten a chunked run into one row per metal and year, in the columns of an in-memory summary.
+def chunked_stock_summary(dataset: xr.Dataset) -> xr.Dataset:
+    """Summarise a chunked run's stock per metal and year, as :func:`uncertainty.intervals.summarize` does.
 
-    Means and negative shares are exact. Quantiles come from the histograms,
-    except in the reference year, where every draw is kept and they are
-    exact (``quantiles_from`` says which). The 95 % highest-density interval
-    exists for the reference year only.
+    Means are exact. Quantiles come from the histograms, except in the
+    reference year, where every draw is kept and they are exact. The 95 %
+    highest-density interval exists for the reference year only (NaN elsewhere).
     """
     quantile = dataset["stock_quantile"]
-    frame = dataset["stock_mean"].to_dataframe(name="mean").reset_index()
-    columns = {
-        "median": 0.5,
-        "eti50_lower": 0.25,
-        "eti50_upper": 0.75,
-        "eti90_lower": 0.05,
-        "eti90_upper": 0.95,
-        "eti95_lower": 0.025,
-        "eti95_upper": 0.975,
-    }
-    for name, probability in columns.items():
-        frame[name] = quantile.sel(quantile=probability).values.ravel()
-    frame["hdi95_lower"] = np.nan
-    frame["hdi95_upper"] = np.nan
-    frame["quantiles_from"] = "histogram"
 
-    # Reference-year rows from every draw, as a run held in memory computes them.
-    stock = dataset["reference_stock"]
-    rows = frame["year"] == int(dataset.attrs["reference_year"])
-    metals = frame.loc[rows, "metal"].to_numpy()
-    frame.loc[rows, "median"] = stock.median("draw").sel(metal=metals).values
-    for name in ("eti50", "eti90", "eti95"):
-        bounds = equal_tailed(stock, int(name[3:]) / 100).sel(metal=metals)
-        frame.loc[rows, f"{name}_lower"] = bounds.sel(bound="lower").values
-        frame.loc[rows, f"{name}_upper"] = bounds.sel(bound="upper").values
-    hdi = highest_density(stock, 0.95).sel(metal=metals)
-    frame.loc[rows, "hdi95_lower"] = hdi.sel(bound="lower").values
-    frame.loc[rows, "hdi95_upper"] = hdi.sel(bound="upper").values
-    frame.loc[rows, "quantiles_from"] = "draws"
+    def interval(lower: float, upper: float) -> xr.DataArray:
+        bounds = xr.concat(
+            [quantile.sel(quantile=lower, drop=True), quantile.sel(quantile=upper, drop=True)], dim="bound"
+        )
+        return bounds.assign_coords(bound=["lower", "upper"]).transpose(..., "bound")
 
-    frame["negative_draw_fraction"] = dataset["negative_draw_fraction"].values.ravel()
-    frame["prior_only"] = np.repeat(dataset["prior_only"].values, dataset["year"].size)
-    frame["unit"] = "t"
-    return frame[[column for column in frame.columns if column != "quantiles_from"] + ["quantiles_from"]]
+    summary = xr.Dataset(
+        {
+            "mean": dataset["stock_mean"],
+            "median": quantile.sel(quantile=0.5, drop=True),
+            "eti50": interval(0.25, 0.75),
+            "eti90": interval(0.05, 0.95),
+            "eti95": interval(0.025, 0.975),
+        }
+    )
+    summary["hdi95"] = xr.full_like(summary["eti95"], np.nan)
+
+    # The mean stays the exact running mean, and every other statistic of the
+    # reference year is recomputed from its draws.
+    exact = summarize(dataset["reference_stock"])
+    year = int(dataset.attrs["reference_year"])
+    for name in ("median", "eti50", "eti90", "eti95", "hdi95"):
+        summary[name].loc[{"year": year}] = exact[name].transpose(*summary[name].sel(year=year).dims)
+    return summary
+
+
+def chunked_summary_table(dataset: xr.Dataset) -> pd.DataFrame:
+    """Flatten a chunked run into the rows and columns of an in-memory ``summary.csv``.
+
+    The extra column ``quantiles_from`` is ``draws`` in the reference year and
+    ``histogram`` in every other year.
+    """
+    frame = summary_table(
+        chunked_stock_summary(dataset), dataset["negative_draw_fraction"], prior_only=dataset["prior_only"]
+    )
+    reference_year = frame["year"] == int(dataset.attrs["reference_year"])
+    frame["quantiles_from"] = np.where(reference_year, "draws", "histogram")
+    return frame
 
 
 def chunked_comparison_table(dataset: xr.Dataset, reference: pd.DataFrame) -> pd.DataFrame:

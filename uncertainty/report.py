@@ -152,7 +152,7 @@ def check_replaceable(target: Path, force: bool, marker: str = RESULT_MARKER) ->
 def _foreign_entries(folder: Path, prefix: str = "") -> list[str]:
     """Return the paths under ``folder`` that urbanmine does not write, sorted.
 
-    A result folder holds the files of :data:`RESULT_CONTENTS`, figures
+    A result folder contains the files of :data:`RESULT_CONTENTS`, figures
     (PNG and SVG) in ``figures/``, and a comparison in ``agreement/``.
     """
     foreign = []
@@ -444,6 +444,16 @@ def rewrite_tables(dataset: xr.Dataset, reference: pd.DataFrame, folder: Path) -
     return comparison
 
 
+def load_netcdf(path: Path, expected: str) -> xr.Dataset:
+    """Load a netCDF file into memory, or raise ``InputError`` naming it and ``expected``."""
+    try:
+        # A Ctrl-C raised inside the netCDF4 reader can be lost, so it waits for the load.
+        with interrupts_deferred(), xr.open_dataset(path, engine="netcdf4") as dataset:
+            return dataset.load()
+    except (OSError, ValueError) as exc:
+        raise InputError([Problem(str(path), "file", expected, f"an unreadable file ({exc})")]) from exc
+
+
 def open_result(folder: Path) -> xr.Dataset:
     """Load a result folder into memory: every draw from ``stocks.nc``, or a chunked run's ``chunked.nc``.
 
@@ -455,13 +465,7 @@ def open_result(folder: Path) -> xr.Dataset:
 
     path = Path(folder) / RESULT_MARKER
     if path.exists():
-        try:
-            # A Ctrl-C raised inside the netCDF4 reader can be lost, so it waits for the load.
-            with interrupts_deferred(), xr.open_dataset(path, engine="netcdf4") as dataset:
-                return dataset.load()
-        except (OSError, ValueError) as exc:
-            expected = "a netCDF file written by 'urbanmine run'"
-            raise InputError([Problem(str(path), "file", expected, f"an unreadable file ({exc})")]) from exc
+        return load_netcdf(path, "a netCDF file written by 'urbanmine run'")
     if (Path(folder) / CHUNKED_MARKER).exists():
         return open_chunked_result(Path(folder) / CHUNKED_MARKER)
     raise FileNotFoundError(
