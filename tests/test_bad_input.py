@@ -706,14 +706,14 @@ def test_sensitivity_small_n_rejected(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_misspelled_anchor_warning_suggests_series(tmp_path, shipped_copy):
+def test_misspelled_anchor_suggests_series(tmp_path, shipped_copy):
     models, data = shipped_copy
     edit_model(models / "In.toml", 'anchors = ["refined_import"]', 'anchors = ["refined_imprt"]')
     with pytest.warns(DataCoverageWarning, match="did you mean 'refined_import'"):
         check_models_against_data(load_models(models), load_data(data, "jp"))
 
 
-def test_defects_of_several_data_files_listed_together(tmp_path, capsys, monkeypatch, shipped_copy):
+def test_several_data_files_listed(tmp_path, capsys, monkeypatch, shipped_copy):
     forbid_sampling(monkeypatch)
     models, data = shipped_copy
     source = first_source(data)

@@ -309,7 +309,7 @@ def test_summary_reference_year_rows_exact(runs):
         np.testing.assert_allclose(small[column], whole.loc[small.index, column], rtol=1e-12)
 
 
-def test_years_without_draws_spread_have_exact_quantiles(tmp_path):
+def test_all_zero_years_exact_quantiles(tmp_path):
     # Indium's world production starts in 1972, so every draw's stock is 0 before.
     out = tmp_path / "indium"
     arguments = ["run", "--metals", "In", "--draws", "2048", "--chunk", "1000", "--out", str(out), "--no-progress"]
@@ -320,7 +320,7 @@ def test_years_without_draws_spread_have_exact_quantiles(tmp_path):
         assert (early[column] == 0.0).all(), column
 
 
-def test_comparison_keys_and_missing_flows_match(runs):
+def test_comparison_keys_match_in_memory(runs):
     chunked, in_memory = runs
     small = pd.read_csv(chunked / "comparison.csv", keep_default_na=False).set_index("metal")
     whole = pd.read_csv(in_memory / "comparison.csv", keep_default_na=False).set_index("metal")

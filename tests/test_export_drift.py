@@ -61,7 +61,7 @@ def indium_exports(text_change: tuple[str, str] | None, tmp_path: Path) -> tuple
     return draws.flows["product_export"], draws.all_notes()
 
 
-def test_no_step_equals_fixed_ratios_inside_window(tmp_path):
+def test_drift_inside_window_matches_fixed(tmp_path):
     with_drift, _ = indium_exports(None, tmp_path)
     model_text = (ROOT / "models" / "jp" / "In.toml").read_text(encoding="utf-8")
     assert "ratio_step = " in model_text
